@@ -1,0 +1,214 @@
+"""The graph engine: a ``Var`` node, the backward pass, ``grad`` and ``value_and_grad``.
+
+A ``Var`` holds a float64 array, the ``Var`` s it was computed from and, for
+each of them, a vector-Jacobian product (VJP): a function taking the gradient
+of the final scalar with respect to this node's value and returning the
+gradient with respect to that parent's value. The primitives that build
+``Var`` s live in :mod:`approxpost.autodiff.ops`, each next to its VJP.
+
+Every ``Var`` gets a creation number, and a node is always created after its
+parents, so visiting nodes in decreasing creation number is a reverse
+topological order: ``backward`` walks the graph from the output with a heap
+keyed on that number and sums the gradients arriving at each node in a
+dictionary. Nothing on a node is mutated, so there is no ``zero_grad`` and a
+graph can be differentiated twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Var", "IndexedGrad", "unbroadcast", "vjp", "value_and_grad", "grad"]
+
+
+_creation_counter = itertools.count()
+
+
+class Var:
+    """A node of the computation graph: a value and how to send gradients back.
+
+    Parameters
+    ----------
+    value
+        The array this node holds (converted to float64).
+    parents
+        The ``Var`` s this value was computed from.
+    vjps
+        One function per parent, ``g -> gradient for that parent``, where
+        ``g`` has the shape of ``value``.
+    """
+
+    __slots__ = ("value", "parents", "vjps", "order")
+    # NumPy defers to Var for ``array + var`` so the expression builds a node
+    # instead of NumPy looping over the Var as an object array.
+    __array_ufunc__ = None
+
+    def __init__(self, value, parents: tuple = (), vjps: tuple = ()):
+        self.value = value if type(value) is np.ndarray and value.dtype == np.float64 else np.asarray(value, dtype=np.float64)
+        self.parents = parents
+        self.vjps = vjps
+        self.order = next(_creation_counter)
+
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    size = property(lambda self: self.value.size)
+    dtype = property(lambda self: self.value.dtype)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Var({np.array2string(self.value, threshold=8)}, shape={self.value.shape})"
+
+
+class IndexedGrad:
+    """The gradient of ``x[index]``: ``value`` belongs at ``index`` of an array shaped ``shape``.
+
+    Returned by the VJP of indexing so that the backward pass can add a slice's
+    gradient into one buffer for ``x`` instead of materialising a mostly-zero
+    array for every slice (unpacking θ into layer weights takes one slice per
+    weight matrix).
+    """
+
+    __slots__ = ("index", "value", "shape", "basic")
+
+    def __init__(self, index, value: np.ndarray, shape: tuple, basic: bool):
+        self.index, self.value, self.shape, self.basic = index, value, shape, basic
+
+    def add_into(self, buffer: np.ndarray) -> None:
+        """Add this gradient into ``buffer`` in place (repeated fancy indices add up)."""
+        if self.basic:
+            buffer[self.index] += self.value
+        else:
+            np.add.at(buffer, self.index, self.value)
+
+
+def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``g`` down to ``shape``, undoing NumPy broadcasting.
+
+    Broadcasting copies an operand along new leading axes and along axes of
+    length one, so its gradient is the sum of the copies' gradients.
+    """
+    if g.shape == shape:
+        return g
+    g = np.asarray(g)
+    n_extra = g.ndim - len(shape)
+    if n_extra > 0:
+        g = g.sum(axis=tuple(range(n_extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def backward(out: Var, g_out, leaves: tuple) -> list:
+    """Gradients of ``sum(g_out * out)`` with respect to each of ``leaves``.
+
+    Nodes are taken from a heap in decreasing creation order, so every node
+    has received all of its gradient contributions before its own VJPs run.
+    A gradient buffer this pass allocated (``owned``) is added into in place;
+    any other array may be a read-only view or another node's value, so the
+    first sum into it makes a new array.
+    """
+    grads, owned = {out.order: g_out}, set()
+    leaf_keys = {leaf.order for leaf in leaves}
+    heap, queued = [(-out.order, out)], {out.order}
+    while heap:
+        _, node = heapq.heappop(heap)
+        key = node.order
+        g = grads[key] if key in leaf_keys else grads.pop(key)
+        for parent, parent_vjp in zip(node.parents, node.vjps):
+            contribution = parent_vjp(g)
+            pkey = parent.order
+            if pkey not in queued:
+                queued.add(pkey)
+                heapq.heappush(heap, (-pkey, parent))
+            held = grads.get(pkey)
+            if type(contribution) is IndexedGrad:
+                if held is None or pkey not in owned:
+                    held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
+                    grads[pkey] = held
+                    owned.add(pkey)
+                contribution.add_into(held)
+            elif held is None:
+                grads[pkey] = contribution
+            elif pkey in owned:
+                held += contribution
+            else:
+                grads[pkey] = held + contribution
+                owned.add(pkey)
+    result = []
+    for leaf in leaves:
+        key = leaf.order
+        if key not in grads:
+            result.append(np.zeros(leaf.shape))
+        elif key in owned:
+            result.append(grads[key])
+        else:  # may be a read-only broadcast view or alias a node's value: hand back a copy
+            result.append(np.array(np.broadcast_to(grads[key], leaf.shape), dtype=np.float64))
+    return result
+
+
+def vjp(f: Callable, x) -> tuple:
+    """Evaluate ``f(x)`` and return ``(value, pullback)``.
+
+    ``pullback(g)`` is the vector-Jacobian product ``g^T ∂f/∂x``: the gradient
+    of ``sum(g * f(x))``. With ``f`` mapping (S, D) to (S,) and ``g = 1``
+    this gives every row's gradient in one backward pass, since rows do not
+    interact.
+    """
+    leaf = Var(np.array(x, dtype=np.float64, copy=True))
+    out = f(leaf)
+    if not isinstance(out, Var):  # f ignores its input: zero gradient
+        value = np.asarray(out, dtype=np.float64)
+        return value, lambda g: np.zeros(leaf.shape)
+
+    def pullback(g):
+        g = np.broadcast_to(np.asarray(g, dtype=np.float64), out.shape)
+        return backward(out, g, (leaf,))[0]
+
+    return out.value, pullback
+
+
+def value_and_grad(f: Callable) -> Callable:
+    """Return a function computing ``(f(x), ∇f(x))`` for a scalar-valued ``f``.
+
+    Parameters
+    ----------
+    f
+        A function of one array written with :mod:`approxpost.autodiff` ops,
+        returning a scalar (an array of size one).
+
+    Returns
+    -------
+    callable
+        ``x -> (float, gradient shaped like x)``.
+    """
+
+    def value_and_grad_f(x):
+        value, pullback = vjp(f, x)
+        if value.size != 1:
+            raise ValueError(
+                f"value_and_grad needs f to return a scalar, got shape {value.shape}; "
+                "use ad.vjp for vector outputs"
+            )
+        return float(value.reshape(())), pullback(np.ones(value.shape))
+
+    value_and_grad_f.__name__ = f"value_and_grad_{getattr(f, '__name__', 'f')}"
+    value_and_grad_f.__doc__ = f"Value and gradient of {getattr(f, '__name__', 'f')}."
+    return value_and_grad_f
+
+
+def grad(f: Callable) -> Callable:
+    """Return a function computing ``∇f(x)`` for a scalar-valued ``f``."""
+    value_and_grad_f = value_and_grad(f)
+
+    def grad_f(x):
+        return value_and_grad_f(x)[1]
+
+    grad_f.__name__ = f"grad_{getattr(f, '__name__', 'f')}"
+    return grad_f

@@ -1,0 +1,358 @@
+"""Primitive operations on ``Var`` s, each followed by its vector-Jacobian product.
+
+Every op accepts ``Var`` s, NumPy arrays and Python numbers in any mix. Only
+``Var`` operands get a VJP; an op with no ``Var`` operand returns a plain
+NumPy array, so the same function runs on data with no graph at all.
+Gradients of broadcast operands are summed back to their shapes by
+:func:`~approxpost.autodiff.core.unbroadcast`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core import IndexedGrad, Var, unbroadcast
+
+__all__ = [
+    "add", "sub", "mul", "div", "neg", "pow", "matmul",
+    "exp", "log", "log1p", "sqrt", "square", "abs", "tanh", "sigmoid", "relu", "softplus",
+    "sum", "mean", "reshape", "transpose", "swapaxes", "getitem", "view", "concatenate", "stack",
+    "logsumexp", "log_softmax", "where",
+]
+
+
+def _value(x):
+    return x.value if type(x) is Var else x
+
+
+def _node1(value, x, vjp_x):
+    """A ``Var`` for ``value`` computed from ``x``, or the bare value when ``x`` is a constant."""
+    return Var(value, (x,), (vjp_x,)) if type(x) is Var else value
+
+
+def _node2(value, a, vjp_a, b, vjp_b):
+    """A ``Var`` for ``value`` computed from ``a`` and ``b``; constants get no VJP."""
+    if type(a) is Var:
+        return Var(value, (a, b), (vjp_a, vjp_b)) if type(b) is Var else Var(value, (a,), (vjp_a,))
+    return Var(value, (b,), (vjp_b,)) if type(b) is Var else value
+
+
+def _node(value, *operands_and_vjps):
+    """A ``Var`` for ``value`` computed from any number of operands; constants get no VJP."""
+    pairs = [pair for pair in operands_and_vjps if type(pair[0]) is Var]
+    if not pairs:
+        return value
+    return Var(value, tuple(p for p, _ in pairs), tuple(v for _, v in pairs))
+
+
+def _shape(x) -> tuple:
+    return x.shape if type(x) is np.ndarray else np.shape(x)
+
+
+# --- arithmetic ---------------------------------------------------------------
+
+
+def add(a, b):
+    """a + b.  VJP: g, g (each summed back to its operand's shape)."""
+    sa, sb = _shape(_value(a)), _shape(_value(b))
+    return _node2(_value(a) + _value(b), a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(g, sb))
+
+
+def sub(a, b):
+    """a - b.  VJP: g, -g."""
+    sa, sb = _shape(_value(a)), _shape(_value(b))
+    return _node2(_value(a) - _value(b), a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(-g, sb))
+
+
+def mul(a, b):
+    """a * b.  VJP: g b, g a."""
+    av, bv = _value(a), _value(b)
+    return _node2(av * bv, a, lambda g: unbroadcast(g * bv, _shape(av)), b, lambda g: unbroadcast(g * av, _shape(bv)))
+
+
+def div(a, b):
+    """a / b.  VJP: g / b, -g a / b²."""
+    av, bv = _value(a), _value(b)
+    out = av / bv
+    return _node2(out, a, lambda g: unbroadcast(g / bv, _shape(av)), b, lambda g: unbroadcast(-g * out / bv, _shape(bv)))
+
+
+def neg(a):
+    """-a.  VJP: -g."""
+    return _node1(-_value(a), a, lambda g: -g)
+
+
+def pow(a, b):
+    """a ** b.  VJP: g b a^(b-1), g log(a) a^b (the latter only when b is a Var)."""
+    av, bv = _value(a), _value(b)
+    out = av**bv
+
+    def vjp_a(g):
+        return unbroadcast(g * bv * av ** (bv - 1.0), _shape(av))
+
+    def vjp_b(g):
+        return unbroadcast(g * out * np.log(np.where(av > 0, av, 1.0)), _shape(bv))
+
+    return _node2(out, a, vjp_a, b, vjp_b)
+
+
+def matmul(a, b):
+    """a @ b with NumPy's batching rules.  VJP: g bᵀ, aᵀ g (batch axes summed back).
+
+    Covers (n,k)@(k,m), batched (S,n,k)@(S,k,m), the broadcast forms
+    (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands.
+    """
+    av, bv = _value(a), _value(b)
+    out = av @ bv
+
+    def vjp_a(g):
+        if bv.ndim == 1:  # out[..., i] = sum_k a[..., i, k] b[k]
+            grad_a = g[..., None] * bv if av.ndim > 1 else g * bv
+        elif av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
+            return unbroadcast((bv @ g[..., None])[..., 0], av.shape)
+        else:
+            grad_a = g @ np.swapaxes(bv, -1, -2)
+        return unbroadcast(grad_a, av.shape)
+
+    def vjp_b(g):
+        if av.ndim == 1:
+            grad_b = av[:, None] * g[..., None, :] if bv.ndim > 1 else g * av
+        elif bv.ndim == 1:  # gradient is sum over rows and batch of a * g
+            return unbroadcast((np.swapaxes(av, -1, -2) @ g[..., None])[..., 0], bv.shape)
+        elif av.ndim == 2 and bv.ndim == 2:
+            return av.T @ g
+        elif bv.ndim == 2:
+            # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
+            return av.reshape(-1, av.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+        else:
+            grad_b = np.swapaxes(av, -1, -2) @ g
+        return unbroadcast(grad_b, bv.shape)
+
+    return _node2(out, a, vjp_a, b, vjp_b)
+
+
+# --- elementwise --------------------------------------------------------------
+
+
+def exp(x):
+    """exp(x).  VJP: g exp(x)."""
+    out = np.exp(_value(x))
+    return _node1(out, x, lambda g: g * out)
+
+
+def log(x):
+    """log(x).  VJP: g / x."""
+    xv = _value(x)
+    return _node1(np.log(xv), x, lambda g: g / xv)
+
+
+def log1p(x):
+    """log(1 + x).  VJP: g / (1 + x)."""
+    xv = _value(x)
+    return _node1(np.log1p(xv), x, lambda g: g / (1.0 + xv))
+
+
+def sqrt(x):
+    """√x.  VJP: g / (2√x)."""
+    out = np.sqrt(_value(x))
+    return _node1(out, x, lambda g: g * 0.5 / out)
+
+
+def square(x):
+    """x².  VJP: 2 g x."""
+    xv = _value(x)
+    return _node1(xv * xv, x, lambda g: 2.0 * g * xv)
+
+
+def abs(x):
+    """|x|.  VJP: g sign(x) (zero at the kink)."""
+    xv = _value(x)
+    return _node1(np.abs(xv), x, lambda g: g * np.sign(xv))
+
+
+def tanh(x):
+    """tanh(x).  VJP: g (1 - tanh²(x))."""
+    out = np.tanh(_value(x))
+    return _node1(out, x, lambda g: g * (1.0 - out * out))
+
+
+def _sigmoid(xv):
+    # exp(-log(1 + e^-x)) neither overflows for large |x| nor loses the tail
+    return np.exp(-np.logaddexp(0.0, -xv))
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x), computed stably.  VJP: g σ(x)(1 - σ(x))."""
+    out = _sigmoid(_value(x))
+    return _node1(out, x, lambda g: g * out * (1.0 - out))
+
+
+def relu(x):
+    """max(x, 0).  VJP: g [x > 0]."""
+    xv = _value(x)
+    return _node1(np.maximum(xv, 0.0), x, lambda g: g * (xv > 0))
+
+
+def softplus(x):
+    """log(1 + eˣ), computed stably as logaddexp(0, x).  VJP: g σ(x)."""
+    xv = _value(x)
+    return _node1(np.logaddexp(0.0, xv), x, lambda g: g * _sigmoid(xv))
+
+
+def where(cond, a, b):
+    """Elementwise ``a`` where ``cond`` else ``b``.  VJP: g masked to each branch."""
+    cond = np.asarray(_value(cond), dtype=bool)
+    av, bv = _value(a), _value(b)
+    return _node(
+        np.where(cond, av, bv),
+        (a, lambda g: unbroadcast(np.where(cond, g, 0.0), _shape(av))),
+        (b, lambda g: unbroadcast(np.where(cond, 0.0, g), _shape(bv))),
+    )
+
+
+# --- reductions ---------------------------------------------------------------
+
+
+def _kept_shape(shape, axis) -> tuple:
+    """``shape`` with the reduced axes kept as length one."""
+    if axis is None:
+        return (1,) * len(shape)
+    axes = {a % len(shape) for a in ((axis,) if np.ndim(axis) == 0 else axis)}
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _restore_axes(g, shape, axis):
+    """Broadcast a reduced gradient back to ``shape`` (a fresh array: faster than ``np.broadcast_to``)."""
+    out = np.empty(shape)
+    out[...] = np.reshape(g, _kept_shape(shape, axis))
+    return out
+
+
+def sum(x, axis=None, keepdims=False):
+    """Σ x over ``axis``.  VJP: g broadcast back over the summed axes."""
+    xv = _value(x)
+    shape = np.shape(xv)
+    return _node1(np.sum(xv, axis=axis, keepdims=keepdims), x, lambda g: _restore_axes(g, shape, axis))
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean of x over ``axis``.  VJP: g / count, broadcast back."""
+    xv = _value(x)
+    shape = np.shape(xv)
+    count = max(np.size(xv), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
+    return _node1(np.mean(xv, axis=axis, keepdims=keepdims), x, lambda g: _restore_axes(g / count, shape, axis))
+
+
+def logsumexp(x, axis=None, keepdims=False):
+    """log Σ exp(x), shifted by the max for stability.  VJP: g softmax(x)."""
+    xv = _value(x)
+    shift = np.max(xv, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    out_kept = np.log(np.sum(np.exp(xv - shift), axis=axis, keepdims=True)) + shift
+    out = out_kept if keepdims else np.reshape(out_kept, np.shape(np.sum(xv, axis=axis)))
+    return _node1(out, x, lambda g: np.reshape(g, out_kept.shape) * np.exp(xv - out_kept))
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x).  VJP: g - softmax(x) Σ g."""
+    xv = _value(x)
+    shift = np.max(xv, axis=axis, keepdims=True)
+    out = xv - shift - np.log(np.sum(np.exp(xv - shift), axis=axis, keepdims=True))
+    return _node1(out, x, lambda g: g - np.exp(out) * np.sum(g, axis=axis, keepdims=True))
+
+
+# --- shape --------------------------------------------------------------------
+
+
+def reshape(x, shape):
+    """x with a new shape.  VJP: g reshaped back."""
+    xv = _value(x)
+    old = np.shape(xv)
+    return _node1(np.reshape(xv, shape), x, lambda g: np.reshape(g, old))
+
+
+def transpose(x, axes=None):
+    """x with its axes permuted (reversed by default).  VJP: the inverse permutation."""
+    xv = _value(x)
+    inverse = None if axes is None else tuple(np.argsort(axes))
+    return _node1(np.transpose(xv, axes), x, lambda g: np.transpose(g, inverse))
+
+
+def swapaxes(x, axis1, axis2):
+    """x with two axes exchanged.  VJP: the same exchange."""
+    return _node1(np.swapaxes(_value(x), axis1, axis2), x, lambda g: np.swapaxes(g, axis1, axis2))
+
+
+def _is_basic_index(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+def getitem(x, index):
+    """x[index] (basic or fancy indexing).  VJP: g placed at ``index`` of zeros."""
+    xv = _value(x)
+    if isinstance(index, Var):
+        raise TypeError("an index must be a constant, not a Var")
+    shape, basic = np.shape(xv), _is_basic_index(index)
+    return _node1(xv[index], x, lambda g: IndexedGrad(index, g, shape, basic))
+
+
+def view(x, index, shape):
+    """x[index] reshaped to ``shape``: one node for reading a weight matrix out of θ.
+
+    The same as ``reshape(getitem(x, index), shape)`` with half the graph
+    nodes, which matters when a network unpacks every layer on every call.
+    VJP: g reshaped to x[index]'s shape, placed at ``index`` of zeros.
+    """
+    xv = _value(x)
+    if isinstance(index, Var):
+        raise TypeError("an index must be a constant, not a Var")
+    piece = xv[index]
+    piece_shape, full_shape, basic = piece.shape, np.shape(xv), _is_basic_index(index)
+    return _node1(np.reshape(piece, shape), x, lambda g: IndexedGrad(index, np.reshape(g, piece_shape), full_shape, basic))
+
+
+def concatenate(arrays, axis=0):
+    """Join arrays along ``axis``.  VJP: g split back into the pieces."""
+    values = [_value(a) for a in arrays]
+    ends = np.cumsum([np.shape(v)[axis] for v in values])
+    starts = ends - np.array([np.shape(v)[axis] for v in values])
+
+    def piece(i):
+        def vjp_piece(g):
+            index = [slice(None)] * g.ndim
+            index[axis] = slice(starts[i], ends[i])
+            return g[tuple(index)]
+
+        return vjp_piece
+
+    return _node(np.concatenate(values, axis=axis), *((a, piece(i)) for i, a in enumerate(arrays)))
+
+
+def stack(arrays, axis=0):
+    """Stack equal-shaped arrays along a new ``axis``.  VJP: g unstacked."""
+    values = [_value(a) for a in arrays]
+    out = np.stack(values, axis=axis)
+    return _node(out, *((a, (lambda i: lambda g: np.take(g, i, axis=axis))(i)) for i, a in enumerate(arrays)))
+
+
+# --- operators on Var ---------------------------------------------------------
+
+Var.__add__ = add
+Var.__radd__ = lambda self, other: add(other, self)
+Var.__sub__ = sub
+Var.__rsub__ = lambda self, other: sub(other, self)
+Var.__mul__ = mul
+Var.__rmul__ = lambda self, other: mul(other, self)
+Var.__truediv__ = div
+Var.__rtruediv__ = lambda self, other: div(other, self)
+Var.__matmul__ = matmul
+Var.__rmatmul__ = lambda self, other: matmul(other, self)
+Var.__pow__ = pow
+Var.__rpow__ = lambda self, other: pow(other, self)
+Var.__neg__ = neg
+Var.__getitem__ = getitem
+Var.T = property(lambda self: transpose(self))
+Var.sum = lambda self, axis=None, keepdims=False: sum(self, axis, keepdims)
+Var.mean = lambda self, axis=None, keepdims=False: mean(self, axis, keepdims)
+Var.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)

@@ -1,0 +1,239 @@
+"""Models: a log density over a flat parameter vector θ, written in ``ad`` ops.
+
+A user model subclasses :class:`Model`, sets ``dim`` and writes
+``log_prior(theta)`` and ``log_likelihood(theta, idx=None)`` for θ of shape
+(D,) or (S, D). The base supplies ``log_joint``, ``log_joint_and_grad``
+(one batched backward pass for all S rows) and ``init``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import autodiff as ad
+from .distributions import MultivariateNormal, Normal
+
+__all__ = ["Model", "Regression", "LinearRegression", "as_2d_data"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
+    """Data as a finite float64 (n, k) array; a 1-D array becomes one column."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D or 2-D array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} non-finite values in shape {array.shape}")
+    if n_rows is not None and array.shape[0] != n_rows:
+        raise ValueError(f"{name} has {array.shape[0]} rows but x has {n_rows}: x and y must have the same length")
+    return array
+
+
+def _positive(name: str, value) -> float:
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value}")
+    return value
+
+
+class Model:
+    """Base class: an unnormalised log posterior log p(θ, D) = log p(θ) + log p(D | θ).
+
+    Subclasses set ``dim`` and write ``log_prior`` and ``log_likelihood`` with
+    ``ad`` ops, for θ of shape (D,) (returning a scalar) or (S, D) (returning
+    (S,)). ``n_data`` is the number of data points (``None`` without data),
+    used to rescale minibatch likelihoods.
+    """
+
+    dim: int = 0
+    n_data: int | None = None
+    noise_std: float | None = None
+
+    def __init__(self):
+        pass
+
+    def log_prior(self, theta):
+        """log p(θ): (D,) -> scalar, (S, D) -> (S,)."""
+        raise TypeError(f"{type(self).__name__} must define log_prior(theta)")
+
+    def log_likelihood(self, theta, idx=None):
+        """log p(D | θ), on the minibatch ``idx`` rescaled to the full data when given."""
+        raise TypeError(f"{type(self).__name__} must define log_likelihood(theta, idx=None)")
+
+    def prior_distribution(self):
+        """The prior as a distribution object when it has a standard form, else ``None``."""
+        return None
+
+    def check_theta(self, theta) -> np.ndarray:
+        """θ as a float64 (D,) or (S, D) array, or a ``ValueError`` naming the shapes."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.ndim not in (1, 2) or theta.shape[-1] != self.dim:
+            raise ValueError(f"theta has shape {theta.shape} but {type(self).__name__} has dim={self.dim}: expected ({self.dim},) or (S, {self.dim})")
+        return theta
+
+    def log_joint(self, theta, idx=None):
+        """log p(θ) + log p(D | θ): (D,) -> float, (S, D) -> (S,)."""
+        if not isinstance(theta, ad.Var):
+            theta = self.check_theta(theta)
+        value = ad.add(self.log_prior(theta), self.log_likelihood(theta, idx))
+        if isinstance(value, ad.Var):
+            return value
+        value = np.asarray(value, dtype=np.float64)
+        return float(value) if value.ndim == 0 else value
+
+    def log_joint_and_grad(self, theta, idx=None) -> tuple:
+        """``(log_joint, its gradient)``: (D,) -> (float, (D,)); (S, D) -> ((S,), (S, D)).
+
+        All S rows go through one forward and one backward pass: the rows do
+        not interact, so the gradient of Σ_s log p(θ_s, D) holds every row's
+        own gradient.
+        """
+        theta = self.check_theta(theta)
+        value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
+        gradient = pullback(np.ones(np.shape(value)))
+        return (float(value) if theta.ndim == 1 else value), gradient
+
+    def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
+        """``n`` starting points (n, D); by default N(0, 1) draws."""
+        return rng.standard_normal((int(n), self.dim))
+
+    def minibatch_scale(self, idx) -> float:
+        """N / |idx|: the factor turning a minibatch log likelihood into a full-data estimate."""
+        if idx is None:
+            return 1.0
+        return self.n_data / len(np.atleast_1d(idx))
+
+
+class Regression(Model):
+    """Bayesian neural-network regression: y = f(x; θ) + ε, ε ~ N(0, noise_std²), θ ~ N(0, prior_std² I).
+
+    Parameters
+    ----------
+    net
+        The network, e.g. ``ap.nn.MLP([1, 50, 1])``: anything with ``dim``,
+        ``forward(theta, x)`` and ``init(rng, n)``.
+    x, y
+        Inputs (n, in) and targets (n, out); 1-D arrays are taken as one column.
+    noise_std
+        Observation noise σ (the aleatoric part of the predictive spread).
+    prior_std
+        Prior standard deviation s of every weight.
+    """
+
+    def __init__(self, net, x, y, noise_std: float = 0.1, prior_std: float = 1.0):
+        super().__init__()
+        self.net = net
+        self.x = as_2d_data("x", x)
+        self.y = as_2d_data("y", y, n_rows=self.x.shape[0])
+        if hasattr(net, "n_inputs") and self.x.shape[1] != net.n_inputs:
+            raise ValueError(f"x has {self.x.shape[1]} columns (shape {self.x.shape}) but the network takes {net.n_inputs} inputs")
+        if hasattr(net, "n_outputs") and self.y.shape[1] != net.n_outputs:
+            raise ValueError(f"y has {self.y.shape[1]} columns (shape {self.y.shape}) but the network has {net.n_outputs} outputs")
+        self.noise_std = _positive("noise_std", noise_std)
+        self.prior_std = _positive("prior_std", prior_std)
+        self.dim = int(net.dim)
+        self.n_data = self.x.shape[0]
+
+    def log_prior(self, theta):
+        """Σ_i log N(θ_i | 0, s²)."""
+        return ad.sum(ad.square(theta), axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (np.log(self.prior_std) + 0.5 * _LOG_2PI)
+
+    def log_likelihood(self, theta, idx=None):
+        """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
+        x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
+        squared_error = ad.sum(ad.square(y - self.net.forward(theta, x)), axis=(-2, -1))
+        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
+
+    def prior_distribution(self) -> Normal:
+        return Normal(np.zeros(self.dim), np.full(self.dim, self.prior_std))
+
+    def predict(self, theta, x) -> np.ndarray:
+        """Network outputs f(x; θ_s) for S parameter draws: (S, n, out)."""
+        theta = np.atleast_2d(self.check_theta(theta))
+        x = as_2d_data("x", x)
+        return np.asarray(self.net.forward(theta, x))
+
+    def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
+        return self.net.init(rng, int(n))
+
+
+class _Linear:
+    """The network f(x; θ) = [x, 1] θ of linear regression, in the MLP interface."""
+
+    def __init__(self, n_features: int, fit_intercept: bool):
+        self.n_inputs, self.n_outputs = n_features, 1
+        self.fit_intercept = fit_intercept
+        self.dim = n_features + int(fit_intercept)
+
+    def design(self, x: np.ndarray) -> np.ndarray:
+        return np.hstack([x, np.ones((x.shape[0], 1))]) if self.fit_intercept else x
+
+    def forward(self, theta, x):
+        # (D,) -> (n, 1); (S, D) -> (S, n, 1)
+        lead = np.shape(theta.value if isinstance(theta, ad.Var) else theta)[:-1]
+        return ad.reshape(ad.matmul(theta, self.design(x).T), lead + (x.shape[0], 1))
+
+    def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
+        return rng.standard_normal((n, self.dim))
+
+
+class LinearRegression(Regression):
+    """Bayesian linear regression with a conjugate Gaussian prior: the exact oracle.
+
+    y = X w + ε with X = [x, 1] (the intercept is the **last** coordinate of
+    θ when ``fit_intercept``), ε ~ N(0, σ² I), θ ~ N(0, s² I).
+
+    Parameters
+    ----------
+    x
+        (n, p) features (1-D taken as p = 1).
+    y
+        (n,) targets.
+    noise_std, prior_std
+        σ and s.
+    fit_intercept
+        Append a column of ones, so dim = p + 1.
+
+    Notes
+    -----
+    Posterior precision Λ = XᵀX/σ² + I/s², mean m = Λ⁻¹ Xᵀy/σ²; the evidence
+    is y ~ N(0, s² X Xᵀ + σ² I).
+    """
+
+    def __init__(self, x, y, noise_std: float = 0.1, prior_std: float = 1.0, fit_intercept: bool = True):
+        x2 = as_2d_data("x", x)
+        y2 = as_2d_data("y", y, n_rows=x2.shape[0])
+        if y2.shape[1] != 1:
+            raise ValueError(f"y must be one column for LinearRegression, got shape {np.shape(y)}")
+        super().__init__(_Linear(x2.shape[1], fit_intercept), x2, y2, noise_std=noise_std, prior_std=prior_std)
+        self.fit_intercept = fit_intercept
+        self.design = self.net.design(self.x)
+
+    def log_likelihood(self, theta, idx=None):
+        design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
+        residual = (y - ad.matmul(theta, design.T)) / self.noise_std
+        log_lik = -0.5 * ad.sum(ad.square(residual), axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
+
+    def posterior_precision(self) -> np.ndarray:
+        """Λ = XᵀX/σ² + I/s²."""
+        return self.design.T @ self.design / self.noise_std**2 + np.eye(self.dim) / self.prior_std**2
+
+    def exact_posterior(self):
+        """The conjugate posterior N(m, Λ⁻¹) as a ``GaussianPosterior`` with full covariance."""
+        from .posteriors import GaussianPosterior  # posteriors sit downstream of models
+
+        precision = self.posterior_precision()
+        cov = np.linalg.inv(precision)
+        cov = 0.5 * (cov + cov.T)
+        mean = np.linalg.solve(precision, self.design.T @ self.y[:, 0] / self.noise_std**2)
+        return GaussianPosterior(mean, cov=cov, model=self, settings={"method": "exact"})
+
+    def log_evidence(self) -> float:
+        """log p(y) = log N(y | 0, s² X Xᵀ + σ² I)."""
+        marginal_cov = self.prior_std**2 * self.design @ self.design.T + self.noise_std**2 * np.eye(self.n_data)
+        return float(MultivariateNormal(np.zeros(self.n_data), marginal_cov).log_prob(self.y[:, 0]))
