@@ -1,0 +1,217 @@
+"""Fit several methods to one model and tabulate how they differ.
+
+``compare`` gives every method the same model, the same seed and, with
+``budget=``, the same number of model evaluations, then measures each
+posterior the same way: cost, test error, log predictive density, interval
+coverage, predictive spread on the data and in the gap, and the method's own
+quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, NamedTuple
+
+import numpy as np
+
+from ._rng import as_generator
+from .distributions import MeanFieldNormal
+
+__all__ = ["Comparison", "compare", "predictive_metrics", "gradient_variance_curves", "COLUMNS"]
+
+# column name -> (header, format) for the markdown table, in display order
+COLUMNS = {
+    "seconds": ("seconds", "{:.2f}"),
+    "grad_evals": ("grad evals", "{:,.0f}"),
+    "density_evals": ("density evals", "{:,.0f}"),
+    "test_rmse": ("test RMSE", "{:.3f}"),
+    "test_lpd": ("test log pred. density", "{:.3f}"),
+    "coverage_90": ("90% coverage", "{:.2f}"),
+    "std_data": ("pred. std on data", "{:.3f}"),
+    "std_gap": ("pred. std in gap", "{:.3f}"),
+    "ess_per_second": ("min ESS / s", "{:.1f}"),
+    "kish_ess": ("Kish ESS", "{:.1f}"),
+    "khat": ("k-hat", "{:.2f}"),
+    "final_elbo": ("final ELBO", "{:.2f}"),
+}
+
+
+class Comparison(NamedTuple):
+    """The result of :func:`compare`.
+
+    Attributes
+    ----------
+    posteriors
+        Method name -> fitted ``Posterior``.
+    table
+        Method name -> {metric name -> value}; metrics a method has no value
+        for are absent (see ``COLUMNS`` for the names).
+    methods
+        Method name -> the method object actually run (after ``budget``).
+    """
+
+    posteriors: dict
+    table: dict
+    methods: dict
+
+    def to_markdown(self) -> str:
+        """The table as GitHub-flavoured markdown, one row a method."""
+        present = [c for c in COLUMNS if any(c in row for row in self.table.values())]
+        lines = ["| method | " + " | ".join(COLUMNS[c][0] for c in present) + " |"]
+        lines.append("|---|" + "---:|" * len(present))
+        for name, row in self.table.items():
+            cells = [COLUMNS[c][1].format(row[c]) if c in row and _is_number(row[c]) else "" for c in present]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value))
+
+
+def predictive_metrics(posterior, x_train, test, gap=None, n_samples: int = 200, seed=0) -> dict:
+    """Test RMSE, log predictive density, 90% coverage and predictive spread of one posterior.
+
+    Parameters
+    ----------
+    posterior
+        A fitted posterior whose model has ``predict``.
+    x_train
+        The training inputs (for the mean predictive std on the data).
+    test
+        ``(x_test, y_test)``.
+    gap
+        ``(low, high)`` interval of the first input with no training data, or None.
+    n_samples
+        θ draws for the predictive.
+    seed
+        Seed for those draws (the same for every method).
+
+    Returns
+    -------
+    dict
+        ``test_rmse``, ``test_lpd``, ``coverage_90``, ``std_data`` and, with
+        a gap, ``std_gap``.
+    """
+    x_test, y_test = test
+    y_test = np.asarray(y_test, dtype=np.float64).reshape(len(y_test), -1)
+    pred = posterior.predict(x_test, n_samples=n_samples, seed=seed)
+    lower, upper = pred.interval(0.9)
+    metrics = {
+        "test_rmse": float(np.sqrt(np.mean((pred.mean - y_test) ** 2))),
+        "test_lpd": float(pred.log_density(y_test)),
+        "coverage_90": float(np.mean((lower <= y_test) & (y_test <= upper))),
+        "std_data": float(np.mean(posterior.predict(x_train, n_samples=n_samples, seed=seed).std)),
+    }
+    if gap is not None:
+        inside = (np.asarray(x_test)[:, 0] > gap[0]) & (np.asarray(x_test)[:, 0] < gap[1])
+        if np.any(inside):
+            metrics["std_gap"] = float(np.mean(pred.std[inside]))
+    return metrics
+
+
+def _quality(posterior) -> dict:
+    """The method's own figure of merit, from its diagnostics."""
+    diagnostics, row = posterior.diagnostics, {}
+    if "ess" in diagnostics and "acceptance_rate" in diagnostics:
+        seconds = max(posterior.cost.seconds, 1e-12)
+        row["ess_per_second"] = float(np.min(diagnostics["ess"])) / seconds
+    for key in ("kish_ess", "khat", "final_elbo"):
+        if key in diagnostics:
+            row[key] = float(diagnostics[key])
+    return row
+
+
+def compare(model, methods: Mapping, test=None, seed=0, budget: int | None = None, progress: bool = False, gap=None, n_predict: int = 200) -> Comparison:
+    """Fit every method in ``methods`` to ``model`` and measure the results the same way.
+
+    Parameters
+    ----------
+    model
+        The model all methods fit.
+    methods
+        Name -> method object, e.g. ``{"HMC": ap.HMC(...), "BBB": ap.BayesByBackprop(...)}``.
+    test
+        ``(x_test, y_test)`` for the predictive metrics (needs a model with ``predict``).
+    seed
+        The seed every method's ``fit`` gets (and the predictive draws).
+    budget
+        If given, the number of model evaluations each method may spend:
+        each method is replaced by ``method.with_budget(budget)``, which sets
+        its iteration count so the whole run (warm-up included) costs about
+        that much. Gradient-based methods count gradient evaluations;
+        Metropolis and importance sampling count density evaluations.
+    progress
+        Progress bar for each fit.
+    gap
+        ``(low, high)`` input interval with no data, for the in-gap spread.
+    n_predict
+        θ draws for the predictive metrics.
+
+    Returns
+    -------
+    Comparison
+    """
+    if not methods:
+        raise ValueError("methods must name at least one method, got an empty mapping")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1):
+        raise ValueError(f"budget must be a positive integer number of evaluations, got {budget!r}")
+    if test is not None and len(test) != 2:
+        raise ValueError("test must be a pair (x_test, y_test)")
+    posteriors, table, run = {}, {}, {}
+    for name, method in methods.items():
+        method = method.with_budget(int(budget)) if budget is not None else method
+        posterior = method.fit(model, seed=seed, progress=progress)
+        row = {"seconds": posterior.cost.seconds, "grad_evals": posterior.cost.grad_evals, "density_evals": posterior.cost.density_evals}
+        if test is not None and hasattr(model, "predict"):
+            row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_predict, seed=seed))
+        row.update(_quality(posterior))
+        posteriors[name], table[name], run[name] = posterior, row, method
+    return Comparison(posteriors, table, run)
+
+
+def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeats: int = 50, seed=0) -> dict:
+    """Total variance of each ELBO gradient estimator as the number of draws grows.
+
+    Parameters
+    ----------
+    model
+        The model (local reparameterisation is included for ``Regression``
+        models with an MLP).
+    q
+        The ``MeanFieldNormal`` to measure at; default: μ from ``model.init``
+        and σ = 0.1.
+    n_mcs
+        Numbers of Monte Carlo draws per estimate.
+    n_repeats
+        Independent estimates per point.
+    seed
+        Seed for the whole measurement.
+
+    Returns
+    -------
+    dict
+        ``{"n_mc": array, estimator name: array of total variances}``.
+    """
+    from . import estimators  # the estimators sit beside compare, not below it
+
+    rng = as_generator(seed)
+    if q is None:
+        q = MeanFieldNormal.from_std(model.init(rng, 1)[0], np.full(model.dim, 0.1))
+    candidates = {
+        "score function": lambda m, q, n_mc, seed: estimators.score_function_grad(m, q, n_mc=n_mc, seed=seed, control_variate=False),
+        "score function + control variate": lambda m, q, n_mc, seed: estimators.score_function_grad(m, q, n_mc=n_mc, seed=seed, control_variate=True),
+        "reparameterisation": estimators.reparam_grad,
+    }
+    if hasattr(model, "net") and hasattr(model.net, "layer_sizes"):
+        candidates["local reparameterisation"] = estimators.local_reparam_grad
+    curves = {"n_mc": np.asarray(n_mcs)}
+    for name, estimator in candidates.items():
+        totals = []
+        for n_mc in n_mcs:
+            if "control variate" in name and n_mc < 2:
+                totals.append(np.nan)  # the leave-one-out baseline needs two draws
+                continue
+            totals.append(estimators.grad_variance(estimator, model, q, n_mc=n_mc, n_repeats=n_repeats, seed=rng).total_variance)
+        curves[name] = np.asarray(totals, dtype=np.float64)
+    return curves
