@@ -1,7 +1,33 @@
-"""approxpost: the classic ways of approximating a Bayesian posterior, side by side."""
+"""approxpost: the classic ways of approximating a Bayesian posterior, side by side.
+
+Random-walk Metropolis, Hamiltonian Monte Carlo, self-normalised importance
+sampling, black-box variational inference and Bayes by Backprop, behind one
+``Posterior`` interface, on a pure-NumPy engine with its own reverse-mode
+autodiff (:mod:`approxpost.autodiff`).
+"""
 
 __version__ = "0.1.0"
 
-from . import autodiff, datasets, distributions, models, nn, targets
+from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, targets
+from .compare import Comparison, compare, gradient_variance_curves
+from .io import load
+from .methods import BBVI, HMC, BayesByBackprop, ImportanceSampling, Metropolis
+from .posteriors import Cost, GaussianPosterior, Posterior, Predictive, SamplePosterior, WeightedPosterior
 
-__all__ = ["autodiff", "datasets", "distributions", "models", "nn", "targets", "__version__"]
+
+def __getattr__(name):
+    # plot imports matplotlib, so it is loaded on first use: the engine never pulls it in
+    if name == "plot":
+        import importlib
+
+        return importlib.import_module(".plot", __name__)
+    raise AttributeError(f"module 'approxpost' has no attribute {name!r}")
+
+
+__all__ = [
+    "__version__",
+    "autodiff", "datasets", "diagnostics", "distributions", "estimators", "models", "nn", "optim", "targets", "plot",
+    "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop",
+    "Posterior", "SamplePosterior", "WeightedPosterior", "GaussianPosterior", "Predictive", "Cost",
+    "compare", "Comparison", "gradient_variance_curves", "load",
+]

@@ -104,7 +104,8 @@ class Model:
         """N / |idx|: the factor turning a minibatch log likelihood into a full-data estimate."""
         if idx is None:
             return 1.0
-        return self.n_data / len(np.atleast_1d(idx))
+        # index a range so a slice or boolean mask counts the rows it selects, not its own length
+        return self.n_data / np.arange(self.n_data)[idx].size
 
 
 class Regression(Model):

@@ -139,7 +139,8 @@ def backward(out: Var, g_out, leaves: tuple) -> list:
             elif pkey in owned:
                 held += contribution
             else:
-                grads[pkey] = held + contribution
+                # asarray: two 0-d gradients add to a NumPy scalar, which `+=` would not update in place
+                grads[pkey] = np.asarray(held + contribution)
                 owned.add(pkey)
     result = []
     for leaf in leaves:

@@ -274,7 +274,7 @@ def reshape(x, shape):
 def transpose(x, axes=None):
     """x with its axes permuted (reversed by default).  VJP: the inverse permutation."""
     xv = _value(x)
-    inverse = None if axes is None else tuple(np.argsort(axes))
+    inverse = None if axes is None else tuple(np.argsort([a % np.ndim(xv) for a in axes]))
     return _node1(np.transpose(xv, axes), x, lambda g: np.transpose(g, inverse))
 
 

@@ -1,0 +1,153 @@
+"""What the MCMC methods (Metropolis, HMC) share: settings checks, starting points, step-size warm-up, result.
+
+Both run ``n_chains`` chains side by side as one (n_chains, D) array, adapt
+one shared step size by dual averaging during warm-up, keep every
+post-warm-up position and turn them into a
+:class:`~approxpost.posteriors.SamplePosterior` of shape
+(n_chains, n_samples, D).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..posteriors import SamplePosterior
+from .adaptation import DualAveraging, dual_averaging_init, dual_averaging_update
+from .base import Method, check_positive, check_probability
+
+__all__ = ["MCMCMethod", "MIN_DRAWS", "check_flag"]
+
+MIN_DRAWS = 4
+"""Fewest kept draws per chain: split R-hat and ESS cut each chain in halves."""
+
+
+def check_flag(name: str, value) -> None:
+    """Raise ``ValueError`` unless ``value`` is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MCMCMethod(Method):
+    """Base of the samplers: settings checks, starting points, step-size warm-up, posterior.
+
+    A subclass has the fields ``step_size``, ``n_samples``, ``n_warmup``,
+    ``n_chains``, ``adapt_step_size`` and ``target_accept``, and writes
+    ``init`` and ``step`` (whose state has ``position`` (n_chains, D) and
+    ``step_size``, whose info has ``accept_prob``); it may override
+    ``evals_per_chain_step`` and ``extra_diagnostics``.
+    """
+
+    def validate(self) -> None:
+        check_positive("step_size", self.step_size)
+        check_positive("n_samples", self.n_samples, integer=True)
+        check_positive("n_chains", self.n_chains, integer=True)
+        if isinstance(self.n_warmup, bool) or not isinstance(self.n_warmup, (int, np.integer)) or self.n_warmup < 0:
+            raise ValueError(f"n_warmup must be a non-negative integer, got {self.n_warmup!r}")
+        if self.n_samples < MIN_DRAWS:
+            raise ValueError(f"n_samples must be at least {MIN_DRAWS} (R-hat and ESS split each chain in halves), got {self.n_samples}")
+        check_flag("adapt_step_size", self.adapt_step_size)
+        check_probability("target_accept", self.target_accept)
+
+    @property
+    def n_warmup_steps(self) -> int:
+        return int(self.n_warmup)
+
+    @property
+    def n_main_steps(self) -> int:
+        return int(self.n_samples)
+
+    @property
+    def evals_per_chain_step(self) -> int:
+        """Model evaluations one iteration costs per chain."""
+        return 1
+
+    def grad_evals_per_step(self, model) -> int:
+        return int(self.n_chains) * self.evals_per_chain_step
+
+    def with_budget(self, grad_evals: int) -> "MCMCMethod":
+        """A copy whose run (start, warm-up and draws) costs about ``grad_evals`` evaluations.
+
+        The iterations left after the n_chains evaluations of the start are
+        split between warm-up and draws in the current proportion.
+        """
+        per_step = self.grad_evals_per_step(None)
+        smallest = int(self.n_chains) + per_step * (MIN_DRAWS + (1 if self.n_warmup else 0))
+        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < smallest:
+            raise ValueError(
+                f"grad_evals must be an integer >= {smallest} (the start plus {MIN_DRAWS} draws at "
+                f"{per_step} evaluations an iteration), got {grad_evals!r}"
+            )
+        n_steps = (int(grad_evals) - int(self.n_chains)) // per_step
+        n_warmup = int(round(n_steps * self.n_warmup / (self.n_warmup + self.n_samples)))
+        n_warmup = min(n_warmup, n_steps - MIN_DRAWS)
+        return dataclasses.replace(self, n_warmup=n_warmup, n_samples=n_steps - n_warmup)
+
+    def chain_positions(self, model, position) -> np.ndarray:
+        """``position`` as a float (n_chains, D) array; a (D,) point is copied to every chain."""
+        shape = np.shape(position)
+        position = np.array(position, dtype=np.float64)  # a copy: the caller's array is never touched
+        if position.shape == (model.dim,):
+            return np.tile(position, (int(self.n_chains), 1))
+        if position.shape != (int(self.n_chains), model.dim):
+            raise ValueError(
+                f"init must have shape (D,) = ({model.dim},) or (n_chains, D) = ({self.n_chains}, {model.dim}), got {shape}"
+            )
+        return position
+
+    def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
+        """(n_chains, D) starting points: ``init`` (broadcast if (D,)), else ``model.init(rng, n_chains)``."""
+        if init is None:
+            return np.asarray(model.init(rng, int(self.n_chains)), dtype=np.float64)
+        return self.chain_positions(model, init)
+
+    @staticmethod
+    def check_finite_start(finite: np.ndarray, position: np.ndarray, what: str = "log density") -> None:
+        """Raise ``ValueError`` naming the chains whose start is not ``finite`` (a (n_chains,) mask)."""
+        bad = np.flatnonzero(~finite)
+        if bad.size:
+            raise ValueError(
+                f"the {what} is not finite at the starting point of chains {bad.tolist()} "
+                f"(position has shape {position.shape}): pass a different init"
+            )
+
+    # --- step-size warm-up ------------------------------------------------
+
+    def start_warmup(self, model, state) -> DualAveraging | None:
+        return dual_averaging_init(state.step_size) if self.adapt_step_size else None
+
+    def adapt(self, adaptation: DualAveraging | None, state, info, iteration: int) -> tuple:
+        """Dual averaging on the chains' mean acceptance probability; the state gets the new iterate."""
+        if adaptation is None:
+            return adaptation, state
+        adaptation = dual_averaging_update(adaptation, info.accept_prob, self.target_accept)
+        return adaptation, state._replace(step_size=float(np.exp(adaptation.log_step_size)))
+
+    def end_warmup(self, adaptation: DualAveraging | None, state, model):
+        """Fix the step size at the averaged iterate ε̄ (less noisy than the last one)."""
+        if adaptation is None:
+            return state
+        return state._replace(step_size=float(np.exp(adaptation.log_step_size_avg)))
+
+    # --- result -------------------------------------------------------------
+
+    def keep(self, state, info) -> tuple:
+        return state.position, info
+
+    def extra_diagnostics(self, infos: list) -> dict:
+        """Diagnostics beyond ``acceptance_rate`` from the kept iterations' infos."""
+        return {}
+
+    def build_posterior(self, model, state, kept: list, history: dict) -> SamplePosterior:
+        """``SamplePosterior`` of the kept draws (n_chains, n_kept, D); ESS and R-hat filled by it."""
+        if len(kept) < MIN_DRAWS:
+            raise ValueError(
+                f"only {len(kept)} draws per chain were kept (fit stopped early?): at least {MIN_DRAWS} are needed for a posterior"
+            )
+        draws = np.stack([position for position, _ in kept], axis=1)
+        infos = [info for _, info in kept]
+        acceptance = np.mean([np.mean(info.accept_prob) for info in infos])
+        diagnostics = {"acceptance_rate": float(acceptance), **self.extra_diagnostics(infos)}
+        return SamplePosterior(draws, diagnostics=diagnostics)

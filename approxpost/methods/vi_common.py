@@ -1,0 +1,111 @@
+"""What the variational methods (BBVI, Bayes by Backprop) share: settings checks, start, result.
+
+Both fit a mean-field Gaussian q(θ) = N(μ, diag(softplus(ρ)²)) with Adam, so
+they start the same way, count their cost the same way and turn the final
+(μ, ρ) into the same :class:`~approxpost.posteriors.GaussianPosterior`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..distributions import MeanFieldNormal, Normal
+from ..estimators import elbo_terms
+from ..optim import Adam
+from ..posteriors import GaussianPosterior
+from .base import CostCounter, Method, check_positive
+
+__all__ = ["VIMethod", "initial_rho", "grad_norm", "check_finite_step", "model_name", "FINAL_ELBO_DRAWS", "INIT_STD_FRACTION"]
+
+FINAL_ELBO_DRAWS = 1000
+"""Draws of the final ELBO estimate in ``diagnostics["final_elbo"]`` (one batched pass)."""
+
+INIT_STD_FRACTION = 0.1
+"""Starting σ as a fraction of the prior standard deviation."""
+
+# The final ELBO is a measurement of q, not part of the fit: every fit uses the
+# same ε draws (common random numbers), so two fits' final ELBOs differ only
+# through their q, not through Monte Carlo luck.
+_FINAL_ELBO_SEED = 0
+
+
+def initial_rho(model) -> np.ndarray:
+    """ρ₀ with σ₀ = softplus(ρ₀) = 0.1 × the prior std (0.1 when the prior is not a Normal).
+
+    A small starting σ makes q start near a point estimate: the first steps
+    fit the mean, and σ then grows (or shrinks) to what the data allow
+    instead of starting from the prior's wide and noisy spread.
+    """
+    prior = model.prior_distribution()
+    prior_std = prior.std if isinstance(prior, Normal) else np.ones(model.dim)
+    return MeanFieldNormal.from_std(np.zeros(model.dim), INIT_STD_FRACTION * prior_std).rho
+
+
+def model_name(model) -> str:
+    """The user's model class name, also through the cost-counting proxy ``fit`` hands to methods."""
+    return type(model.model if isinstance(model, CostCounter) else model).__name__
+
+
+def grad_norm(grads) -> float:
+    """Euclidean norm of a gradient given as several arrays."""
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+
+
+def check_finite_step(elbo: float, grads, learning_rate: float) -> None:
+    """Raise ``ValueError`` if a step's ELBO estimate or gradient is not finite (instead of a NaN q later)."""
+    if not (np.isfinite(elbo) and all(np.all(np.isfinite(g)) for g in grads)):
+        raise ValueError(
+            f"the ELBO estimate ({elbo}) or its gradient is not finite: q has moved where log p(θ, D) "
+            f"cannot be evaluated; try a smaller learning_rate (now {learning_rate}) or another init"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class VIMethod(Method):
+    """Base of the mean-field Gaussian methods; a subclass has fields ``n_mc``, ``n_steps``, ``learning_rate``."""
+
+    def validate(self) -> None:
+        check_positive("n_mc", self.n_mc, integer=True)
+        check_positive("n_steps", self.n_steps, integer=True)
+        check_positive("learning_rate", self.learning_rate)
+
+    @property
+    def n_main_steps(self) -> int:
+        return self.n_steps
+
+    @property
+    def optimizer(self) -> Adam:
+        """The Adam optimiser at ``learning_rate`` (default moments)."""
+        return Adam(learning_rate=self.learning_rate)
+
+    def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
+        """The starting mean μ₀ (D,): ``init`` if given, else one draw of ``model.init``."""
+        if init is None:
+            return np.asarray(model.init(rng, 1), dtype=np.float64)[0]
+        position = np.asarray(init, dtype=np.float64)
+        if position.shape != (model.dim,):
+            raise ValueError(f"init is the starting mean and must have shape ({model.dim},), got {position.shape}")
+        return position
+
+    def grad_evals_per_step(self, model) -> int:
+        return self.n_mc
+
+    def with_budget(self, grad_evals: int) -> "VIMethod":
+        """A copy with ``n_steps = grad_evals // n_mc``."""
+        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < self.n_mc:
+            raise ValueError(f"grad_evals must be an integer >= n_mc = {self.n_mc} (one step's cost), got {grad_evals!r}")
+        return dataclasses.replace(self, n_steps=int(grad_evals) // self.n_mc)
+
+    def build_posterior(self, model, state, kept: list, history: dict) -> GaussianPosterior:
+        """``GaussianPosterior(mean=μ, std=σ)`` with the full-constant ``final_elbo`` and its MCSE."""
+        q = MeanFieldNormal(state.mu, state.rho)
+        # a diagnostic, not part of the fit: evaluate on the user's model so it is not billed to cost
+        target = model.model if isinstance(model, CostCounter) else model
+        terms = elbo_terms(target, q, n_mc=FINAL_ELBO_DRAWS, seed=_FINAL_ELBO_SEED)
+        diagnostics = {
+            "final_elbo": float(np.mean(terms)),
+            "final_elbo_mcse": float(np.std(terms, ddof=1) / np.sqrt(terms.size)),
+        }
+        return GaussianPosterior(q.mean.copy(), std=q.std.copy(), diagnostics=diagnostics)

@@ -1,0 +1,588 @@
+"""What every method returns: one ``Posterior`` interface and the ``Predictive`` it makes.
+
+- :class:`SamplePosterior` — MCMC draws (n_chains, n_draws, D), with ESS and R-hat.
+- :class:`WeightedPosterior` — importance-sampling particles and log weights.
+- :class:`GaussianPosterior` — N(mean, diag(std²)) from VI, or N(mean, cov) exactly.
+
+Each has ``sample(n, seed)``, ``mean``, ``std``, ``dim``, ``predict(x)``,
+``diagnostics``, ``history``, ``cost``, ``settings`` and ``save(path)``. The
+arrays a posterior holds are read-only copies: results are not edited in place.
+A posterior never imports a method (data flow one way, DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+from scipy import linalg, special
+
+from . import diagnostics as _diag
+from ._rng import as_generator
+
+__all__ = ["Cost", "Predictive", "Posterior", "SamplePosterior", "WeightedPosterior", "GaussianPosterior"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+_MIN_DRAWS_FOR_DIAGNOSTICS = 4  # what approxpost.diagnostics.ess / rhat need per chain
+_MAX_ITERATIONS = 100  # Newton needs ~5-10; bisection alone ~60
+_QUANTILE_TOL = 1e-12  # in noise sds: a last step this small means a CDF error < 4e-13
+
+
+class Cost(NamedTuple):
+    """What a fit spent: gradient and density evaluations of the model (one per θ row), wall time."""
+
+    grad_evals: int
+    density_evals: int
+    seconds: float
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _float_array(name: str, value, ndims: tuple, shape_hint: str) -> np.ndarray:
+    """A finite, non-empty, read-only float64 copy of ``value``, or a ``ValueError`` naming it."""
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array of shape {shape_hint}, got {type(value).__name__}") from err
+    if array.ndim not in ndims:
+        raise ValueError(f"{name} must have shape {shape_hint}, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got non-finite values in an array of shape {array.shape}")
+    array.flags.writeable = False
+    return array
+
+
+def _check_count(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _as_cost(cost) -> Cost:
+    if cost is None:
+        return Cost(0, 0, 0.0)
+    try:
+        grad_evals, density_evals, seconds = cost
+        cost = Cost(int(grad_evals), int(density_evals), float(seconds))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cost must be a Cost(grad_evals, density_evals, seconds), got {cost!r}") from err
+    if min(cost) < 0 or not math.isfinite(cost.seconds):
+        raise ValueError(f"cost must hold non-negative finite counts and seconds, got {cost!r}")
+    return cost
+
+
+def _as_dict(name: str, value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    return dict(value)  # a copy: the caller's dict is not changed when diagnostics are filled in
+
+
+def _as_history(history) -> dict:
+    history = _as_dict("history", history)
+    for name, values in history.items():
+        values = np.asarray(values)
+        if not isinstance(name, str) or values.ndim == 0 or values.dtype.hasobject:
+            raise ValueError(
+                f"history must map names to numeric arrays with a leading iteration axis, "
+                f"got history[{name!r}] of shape {values.shape} and dtype {values.dtype}"
+            )
+        history[name] = values
+    return history
+
+
+# --------------------------------------------------------------------------- predictive
+
+
+def _mixture_lower_quantile(f: np.ndarray, sigma: float, p: float) -> np.ndarray:
+    """The p-quantile of (1/S) Σ_s N(f_s, σ²) at every point of f (S, n, out).
+
+    Newton's method on the mixture CDF, kept inside a bracket that shrinks at
+    every step (a bisection step wherever Newton would leave it). The first
+    bracket: every component's CDF is ≤ p at min f + σ Φ⁻¹(p) and ≥ p at
+    max f + σ Φ⁻¹(p), so the mixture's quantile lies between them.
+    """
+    z = special.ndtri(p)
+    lower, upper = f.min(axis=0) + sigma * z, f.max(axis=0) + sigma * z
+    y = np.clip(f.mean(axis=0) + np.sqrt(f.var(axis=0) + sigma**2) * z, lower, upper)  # the moment-matched normal's
+    for _ in range(_MAX_ITERATIONS):
+        u = (y - f) / sigma
+        cdf = special.ndtr(u).mean(axis=0)
+        pdf = np.exp(-0.5 * u**2).mean(axis=0) / (sigma * np.sqrt(2.0 * np.pi))
+        below = cdf < p
+        lower, upper = np.where(below, y, lower), np.where(below, upper, y)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            newton = y - (cdf - p) / pdf
+        inside = (newton >= lower) & (newton <= upper)  # False too where pdf underflowed to 0
+        y_next = np.where(inside, newton, 0.5 * (lower + upper))
+        converged = np.abs(y_next - y) <= _QUANTILE_TOL * sigma + 4 * np.finfo(float).eps * np.abs(y)
+        y = y_next
+        if np.all(converged):
+            break
+    return y
+
+
+class Predictive:
+    """The posterior predictive of a Gaussian-noise regression: a mixture over θ draws.
+
+    Parameters
+    ----------
+    samples
+        Network outputs f(x; θ_s) for S draws of θ, shape (S, n, out).
+    noise_std
+        The observation noise σ > 0: y | θ ~ N(f(x; θ), σ²).
+
+    Notes
+    -----
+    p(y | x) ≈ (1/S) Σ_s N(y | f_s, σ²). Its variance is Var_s f + σ², so
+    ``std² = epistemic_std² + aleatoric_std²`` exactly (sd over S with ddof 0).
+    """
+
+    def __init__(self, samples, noise_std: float):
+        self._samples = _float_array("samples", samples, (3,), "(S, n, out)")
+        positive = isinstance(noise_std, numbers.Real) and math.isfinite(noise_std) and noise_std > 0
+        if isinstance(noise_std, bool) or not positive:
+            raise ValueError(f"noise_std must be a positive finite number, got {noise_std!r}")
+        self.noise_std = float(noise_std)
+
+    @property
+    def samples(self) -> np.ndarray:
+        """Network outputs for each θ draw, (S, n, out)."""
+        return self._samples
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Predictive mean, (n, out)."""
+        return self._samples.mean(axis=0)
+
+    @property
+    def epistemic_std(self) -> np.ndarray:
+        """Spread of the network output over θ, (n, out)."""
+        return self._samples.std(axis=0)
+
+    @property
+    def aleatoric_std(self) -> np.ndarray:
+        """The observation noise σ, broadcast to (n, out)."""
+        return np.full(self._samples.shape[1:], self.noise_std)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Total predictive sd, sqrt(epistemic² + aleatoric²), (n, out)."""
+        return np.sqrt(self.epistemic_std**2 + self.noise_std**2)
+
+    def interval(self, level: float = 0.9) -> tuple:
+        """Central predictive interval holding probability ``level`` at every point.
+
+        Parameters
+        ----------
+        level
+            Probability inside the interval, 0 < level < 1.
+
+        Returns
+        -------
+        (lower, upper)
+            Arrays (n, out): the (1 − level)/2 and (1 + level)/2 quantiles of the mixture.
+
+        Notes
+        -----
+        Exact quantiles of the mixture (not mean ± z·std): vectorised Newton steps, with
+        bisection as a safeguard, on its CDF (1/S) Σ_s Φ((y − f_s)/σ); the upper one as
+        minus the lower quantile of −y, so both are found where the CDF is small and accurate.
+        """
+        if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+            raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+        tail = 0.5 * (1.0 - float(level))
+        lower = _mixture_lower_quantile(self._samples, self.noise_std, tail)
+        upper = -_mixture_lower_quantile(-self._samples, self.noise_std, tail)
+        return lower, upper
+
+    def log_density(self, y) -> float:
+        """Mean log predictive density of observed targets, per point.
+
+        Parameters
+        ----------
+        y
+            Observed targets, shape (n, out), or (n,) when out = 1.
+
+        Returns
+        -------
+        float
+            (1/n) Σ_i log (1/S) Σ_s Π_o N(y_io | f_sio, σ²), computed with logsumexp.
+        """
+        n_draws, n, out = self._samples.shape
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape == (n,) and out == 1:
+            y = y[:, None]
+        if y.shape != (n, out):
+            expected = f"({n},) or ({n}, 1)" if out == 1 else f"({n}, {out})"
+            raise ValueError(f"y has shape {y.shape} but samples has shape {self._samples.shape}: expected {expected}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError(f"y must be finite, got non-finite values in an array of shape {y.shape}")
+        z = (y - self._samples) / self.noise_std
+        log_pdf = np.sum(-0.5 * z**2 - np.log(self.noise_std) - 0.5 * _LOG_2PI, axis=-1)  # (S, n)
+        return float(np.mean(special.logsumexp(log_pdf, axis=0) - np.log(n_draws)))
+
+    def __repr__(self) -> str:
+        return f"Predictive(samples shape={self._samples.shape}, noise_std={self.noise_std})"
+
+
+# --------------------------------------------------------------------------- posteriors
+
+
+class Posterior:
+    """The interface every method's result shares.
+
+    Parameters
+    ----------
+    model
+        The model it approximates (needed by ``predict``), or None.
+    diagnostics
+        Method-specific scalars and arrays (e.g. ``acceptance_rate``, ``ess``).
+    history
+        Per-iteration arrays (e.g. ``log_joint``, ``elbo``), leading axis the iteration.
+    cost
+        ``Cost(grad_evals, density_evals, seconds)``; default all zero.
+    settings
+        JSON-able dict of the method's name and settings (set by ``fit``).
+    """
+
+    def __init__(self, *, model=None, diagnostics=None, history=None, cost=None, settings=None):
+        self.model = model
+        self.diagnostics = _as_dict("diagnostics", diagnostics)
+        self.history = _as_history(history)
+        self.cost = _as_cost(cost)
+        self.settings = _as_dict("settings", settings)
+
+    @property
+    def model(self):
+        """The model (None if not known); setting one of another dimension is a ``ValueError``."""
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        dim = getattr(model, "dim", None)
+        if isinstance(dim, numbers.Integral) and dim > 0 and dim != self.dim:
+            raise ValueError(f"model has dim={dim} but the posterior has dim={self.dim}")
+        self._model = model
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """``n`` draws of θ, shape (n, D)."""
+        raise TypeError(f"{type(self).__name__} must define sample(n, seed=None)")
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Posterior mean, (D,)."""
+        raise TypeError(f"{type(self).__name__} must define mean")
+
+    @property
+    def std(self) -> np.ndarray:
+        """Posterior standard deviation per coordinate, (D,)."""
+        raise TypeError(f"{type(self).__name__} must define std")
+
+    @property
+    def dim(self) -> int:
+        """Dimension D of θ."""
+        return int(np.shape(self.mean)[0])
+
+    def predict(self, x, n_samples: int = 200, seed=None) -> Predictive:
+        """The posterior predictive at inputs ``x`` from ``n_samples`` draws of θ.
+
+        Parameters
+        ----------
+        x
+            Inputs, whatever ``self.model.predict`` accepts (e.g. (n, p)).
+        n_samples
+            Number of θ draws S.
+        seed
+            int, Generator or None.
+
+        Returns
+        -------
+        Predictive
+            From ``model.predict(theta, x)`` (S, n, out) and ``model.noise_std``.
+        """
+        if self.model is None:
+            raise ValueError("predict needs a model, but this posterior has model=None: pass model= (e.g. to approxpost.load)")
+        if not callable(getattr(self.model, "predict", None)):
+            raise ValueError(f"predict needs a model with predict(theta, x); {type(self.model).__name__} has none")
+        noise_std = getattr(self.model, "noise_std", None)
+        if noise_std is None:
+            raise ValueError(f"predict needs a Gaussian noise_std, but {type(self.model).__name__} has noise_std=None")
+        theta = self.sample(_check_count("n_samples", n_samples), seed=as_generator(seed))
+        return Predictive(self.model.predict(theta, x), noise_std)
+
+    def save(self, path) -> None:
+        """Write this posterior to exactly ``path`` (an ``.npz``); see :func:`approxpost.io.save`."""
+        from .io import save  # io rebuilds posteriors, so it imports this module, not the reverse
+
+        save(self, path)
+
+    def __repr__(self) -> str:
+        method = self.settings.get("method")
+        return f"{type(self).__name__}(dim={self.dim}" + (f", method={method!r})" if method else ")")
+
+
+class SamplePosterior(Posterior):
+    """MCMC draws: every draw equally weighted.
+
+    Parameters
+    ----------
+    draws
+        Shape (n_chains, n_draws, D), or (n_draws, D) for one chain.
+    **kwargs
+        ``model``, ``diagnostics``, ``history``, ``cost``, ``settings`` (see ``Posterior``).
+
+    Notes
+    -----
+    Unless given, ``diagnostics`` gets ``ess`` and ``rhat`` ((D,) arrays from
+    :mod:`approxpost.diagnostics`) when each chain holds at least 4 draws.
+    """
+
+    def __init__(self, draws, **kwargs):
+        draws = _float_array("draws", draws, (2, 3), "(n_chains, n_draws, D) or (n_draws, D)")
+        self._draws = draws[None] if draws.ndim == 2 else draws
+        super().__init__(**kwargs)
+        if self._draws.shape[1] >= _MIN_DRAWS_FOR_DIAGNOSTICS:
+            if "ess" not in self.diagnostics:
+                self.diagnostics["ess"] = _diag.ess(self._draws)
+            if "rhat" not in self.diagnostics:
+                self.diagnostics["rhat"] = _diag.rhat(self._draws)
+
+    @property
+    def draws(self) -> np.ndarray:
+        """All draws, (n_chains, n_draws, D)."""
+        return self._draws
+
+    def _flat(self) -> np.ndarray:
+        return self._draws.reshape(-1, self._draws.shape[-1])
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._flat().mean(axis=0)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Standard deviation over all draws (ddof 0), (D,)."""
+        return self._flat().std(axis=0)
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """``n`` of the draws picked uniformly: without replacement if n ≤ all draws, else with.
+
+        Parameters
+        ----------
+        n
+            Number of rows.
+        seed
+            int, Generator or None.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, D), each row a row of ``draws``.
+        """
+        n = _check_count("n", n)
+        flat = self._flat()
+        rows = as_generator(seed).choice(flat.shape[0], size=n, replace=n > flat.shape[0])
+        return flat[rows]
+
+    def __repr__(self) -> str:
+        n_chains, n_draws, dim = self._draws.shape
+        return f"SamplePosterior(n_chains={n_chains}, n_draws={n_draws}, dim={dim})"
+
+
+class WeightedPosterior(Posterior):
+    """Importance-sampling particles with unnormalised log weights.
+
+    Parameters
+    ----------
+    particles
+        Shape (n, D).
+    log_weights
+        Shape (n,); ``-inf`` (zero weight) allowed, NaN and ``+inf`` not, nor all ``-inf``.
+    **kwargs
+        ``model``, ``diagnostics``, ``history``, ``cost``, ``settings`` (see ``Posterior``).
+
+    Notes
+    -----
+    ``diagnostics`` gets ``kish_ess``, ``khat`` and ``log_evidence``, always
+    recomputed from the weights. log Ẑ = logsumexp(log w) − log n.
+
+    References
+    ----------
+    Kish (1965); Vehtari, Simpson, Gelman, Yao and Gabry (2024), Pareto smoothed
+    importance sampling, JMLR 25(72).
+    """
+
+    def __init__(self, particles, log_weights, **kwargs):
+        self._particles = _float_array("particles", particles, (2,), "(n, D)")
+        log_weights = np.array(log_weights, dtype=np.float64)
+        n = self._particles.shape[0]
+        if log_weights.shape != (n,):
+            raise ValueError(f"log_weights has shape {log_weights.shape} but particles has {n} rows: expected ({n},)")
+        if np.any(np.isnan(log_weights)) or np.any(log_weights == np.inf) or np.all(log_weights == -np.inf):
+            raise ValueError(f"log_weights must be -inf or finite, not NaN or +inf, and not all -inf (shape {log_weights.shape})")
+        log_weights.flags.writeable = False
+        self._log_weights = log_weights
+        super().__init__(**kwargs)
+        log_total = special.logsumexp(log_weights)
+        self._weights = np.exp(log_weights - log_total)
+        self._weights.flags.writeable = False
+        self._ess = _diag.kish_ess(log_weights)
+        self._khat = _diag.psis_khat(log_weights)
+        self._log_evidence = float(log_total - np.log(n))
+        self.diagnostics.update(kish_ess=self._ess, khat=self._khat, log_evidence=self._log_evidence)
+
+    @property
+    def particles(self) -> np.ndarray:
+        """The particles, (n, D)."""
+        return self._particles
+
+    @property
+    def log_weights(self) -> np.ndarray:
+        """Unnormalised log weights, (n,)."""
+        return self._log_weights
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Normalised weights (summing to 1), computed in log space, (n,)."""
+        return self._weights
+
+    @property
+    def ess(self) -> float:
+        """Kish effective sample size (Σ w)² / Σ w²."""
+        return self._ess
+
+    @property
+    def khat(self) -> float:
+        """Pareto k-hat of the weights: below 0.7 the estimate is reliable."""
+        return self._khat
+
+    @property
+    def log_evidence(self) -> float:
+        """Estimate of log p(D): the log of the mean weight."""
+        return self._log_evidence
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._weights @ self._particles
+
+    @property
+    def std(self) -> np.ndarray:
+        """Weighted standard deviation, (D,)."""
+        return np.sqrt(self._weights @ (self._particles - self.mean) ** 2)
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """``n`` particles resampled with probabilities ``weights`` (multinomial), (n, D)."""
+        n = _check_count("n", n)
+        rows = as_generator(seed).choice(self._particles.shape[0], size=n, p=self._weights)
+        return self._particles[rows]
+
+    def __repr__(self) -> str:
+        n, dim = self._particles.shape
+        return f"WeightedPosterior(n_particles={n}, dim={dim}, kish_ess={self.ess:.1f})"
+
+
+class GaussianPosterior(Posterior):
+    """A Gaussian N(mean, diag(std²)) (mean-field VI) or N(mean, cov) (e.g. the conjugate result).
+
+    Parameters
+    ----------
+    mean
+        Shape (D,).
+    std
+        Per-coordinate standard deviations (D,), all positive; or
+    cov
+        A symmetric positive-definite covariance (D, D). Exactly one of the two.
+    **kwargs
+        ``model``, ``diagnostics``, ``history``, ``cost``, ``settings`` (see ``Posterior``).
+    """
+
+    def __init__(self, mean, std=None, cov=None, **kwargs):
+        self._mean = _float_array("mean", mean, (1,), "(D,)")
+        dim = self._mean.shape[0]
+        if (std is None) == (cov is None):
+            given = "both" if std is not None else "neither"
+            raise ValueError(f"pass exactly one of std (diagonal) or cov (full covariance), got {given}")
+        self._cov = None
+        if std is not None:
+            self._std = _float_array("std", std, (1,), "(D,)")
+            if self._std.shape != (dim,):
+                raise ValueError(f"std has shape {self._std.shape} but mean has shape {self._mean.shape}")
+            if np.any(self._std <= 0):
+                raise ValueError(f"std must be positive, got min {self._std.min()} in shape {self._std.shape}")
+            self._log_det_half = float(np.sum(np.log(self._std)))
+        else:
+            self._cov = _float_array("cov", cov, (2,), "(D, D)")
+            if self._cov.shape != (dim, dim):
+                raise ValueError(
+                    f"cov has shape {self._cov.shape} but mean has shape {self._mean.shape}: expected ({dim}, {dim})"
+                )
+            asymmetry = np.max(np.abs(self._cov - self._cov.T))
+            if asymmetry > 1e-10 * np.max(np.abs(self._cov)):
+                raise ValueError(f"cov must be symmetric, got max |cov - cov.T| = {asymmetry:.3g} (shape {self._cov.shape})")
+            try:
+                self._chol = np.linalg.cholesky(self._cov)
+            except np.linalg.LinAlgError as err:
+                raise ValueError(f"cov must be positive definite, got a ({dim}, {dim}) matrix without a Cholesky factor") from err
+            self._std = np.sqrt(np.diag(self._cov))
+            self._std.flags.writeable = False
+            self._log_det_half = float(np.sum(np.log(np.diag(self._chol))))
+        super().__init__(**kwargs)
+
+    @property
+    def is_diagonal(self) -> bool:
+        """True when built from ``std`` (independent coordinates)."""
+        return self._cov is None
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean
+
+    @property
+    def std(self) -> np.ndarray:
+        return self._std
+
+    @property
+    def cov(self) -> np.ndarray:
+        """Covariance (D, D); diag(std²) for a diagonal Gaussian."""
+        return np.diag(self._std**2) if self._cov is None else self._cov
+
+    def log_prob(self, theta):
+        """log N(θ | mean, cov): (D,) -> float, (S, D) -> (S,).
+
+        Notes
+        -----
+        −½‖z‖² − Σ log L_ii − (D/2) log 2π with z = L⁻¹(θ − mean), L the Cholesky factor
+        (diag(std) for a diagonal Gaussian).
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        dim = self.dim
+        if theta.ndim not in (1, 2) or theta.shape[-1] != dim:
+            raise ValueError(f"theta has shape {theta.shape} but the posterior has dim={dim}: expected ({dim},) or (S, {dim})")
+        if not np.all(np.isfinite(theta)):
+            raise ValueError(f"theta must be finite, got non-finite values in an array of shape {theta.shape}")
+        deviation = theta - self._mean
+        if self._cov is None:
+            z = deviation / self._std
+        else:
+            z = linalg.solve_triangular(self._chol, deviation.T, lower=True).T
+        value = -0.5 * np.sum(z**2, axis=-1) - self._log_det_half - 0.5 * dim * _LOG_2PI
+        return float(value) if theta.ndim == 1 else value
+
+    def entropy(self) -> float:
+        """Differential entropy ½ D (1 + log 2π) + ½ log det cov."""
+        return float(0.5 * self.dim * (1.0 + _LOG_2PI) + self._log_det_half)
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """``n`` draws mean + L z with z ~ N(0, I), (n, D)."""
+        z = as_generator(seed).standard_normal((_check_count("n", n), self.dim))
+        return self._mean + (z * self._std if self._cov is None else z @ self._chol.T)
+
+    def __repr__(self) -> str:
+        return f"GaussianPosterior(dim={self.dim}, {'diagonal' if self.is_diagonal else 'full covariance'})"

@@ -1,0 +1,198 @@
+"""Benchmark: library HMC vs a hand-written NumPy HMC loop, gradient throughput and ESS per second.
+
+Models: ``Regression(MLP([1, 50, 1]))`` on ``gap_regression(n=40)`` (D = 151)
+and ``Regression(MLP([1, 50, 50, 1]))`` on N = 100 points (D = 2701), tanh.
+For 1 and 8 chains, four runs do the same HMC (fixed step size from a
+short adaptive run, the same L, no jitter, identity mass, the same starting
+points and random numbers):
+
+- ``ap fit``: ``HMC(...).fit`` (autodiff gradient, the shared ``fit`` driver,
+  which ends by computing ESS and R-hat of every coordinate);
+- ``ap step``: the library's ``HMC.init`` and ``HMC.step`` in a loop (the
+  sampler alone, as a student steps through it);
+- ``hand+ad``: the hand-written loop below calling ``model.log_joint_and_grad``
+  (isolates the sampler's own overhead);
+- ``hand``: the hand-written loop with a hand-fused forward/backward pass
+  (the NumPy floor).
+
+Before timing, all four are checked to produce the same chains. Reported:
+gradient evaluations per second, the ratio of time per gradient to the
+hand-written loop's, the vectorisation gain (8 chains vs 1) and the bulk ESS
+of the log joint per second (the same chains in every run, so ESS/s differs
+only by speed). Times are the best of ``--repeats`` interleaved runs. Run: ``python bench/samplers.py`` (under ~2
+minutes; ``--iterations`` to change the length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import approxpost as ap
+from approxpost.diagnostics import ess
+from approxpost.methods.hmc import HMC
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def make_models() -> dict:
+    data = ap.datasets.gap_regression(n=40, seed=0)
+    small = ap.models.Regression(ap.nn.MLP([1, 50, 1]), data.x, data.y, noise_std=data.noise_std, prior_std=1.0)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-2, 2, size=(100, 1))
+    y = np.sin(2 * x) + 0.1 * rng.standard_normal((100, 1))
+    deep = ap.models.Regression(ap.nn.MLP([1, 50, 50, 1]), x, y, noise_std=0.1, prior_std=1.0)
+    return {"MLP[1,50,1] gap N=40": small, "MLP[1,50,50,1] N=100": deep}
+
+
+# --- the hand-written reference -------------------------------------------------
+
+
+def hand_log_joint_and_grad(model, theta):
+    """log p(θ, D) and its gradient for a tanh MLP regression, θ (S, D), backpropagated by hand."""
+    net, x, y = model.net, model.x, model.y
+    s = theta.shape[0]
+    layers = [
+        (theta[:, w0:w1].reshape(s, *w_shape), theta[:, b0:b1].reshape(s, 1, -1)) for (w0, w1, w_shape), (b0, b1, _) in net.slices
+    ]
+    hidden = [x]
+    for i, (w, b) in enumerate(layers):
+        a = hidden[-1] @ w + b
+        hidden.append(np.tanh(a) if i < len(layers) - 1 else a)
+    residual = y - hidden[-1]
+    s2, n2 = model.prior_std**2, model.noise_std**2
+    log_lik = -0.5 * np.sum(residual * residual, axis=(1, 2)) / n2 - y.size * (0.5 * np.log(n2) + 0.5 * LOG_2PI)
+    log_prior = -0.5 * np.sum(theta * theta, axis=1) / s2 - model.dim * (0.5 * np.log(s2) + 0.5 * LOG_2PI)
+    grad = -theta / s2
+    delta = residual / n2  # ∂ log p(D|θ) / ∂ output
+    for i in range(len(layers) - 1, -1, -1):
+        (w0, w1, _), (b0, b1, _) = net.slices[i]
+        h = hidden[i]
+        grad[:, w0:w1] += (np.swapaxes(h, -1, -2) @ delta).reshape(s, -1)
+        grad[:, b0:b1] += delta.sum(axis=1)
+        if i > 0:
+            delta = (delta @ np.swapaxes(layers[i][0], 1, 2)) * (1.0 - h * h)
+    return log_lik + log_prior, grad
+
+
+def hand_hmc(log_joint_and_grad, position, step_size, n_leapfrog, n_iterations, seed):
+    """Plain HMC, identity mass, fixed ε and L, batched over chains; returns the log joint (iterations, chains)."""
+    rng = np.random.default_rng(seed)
+    log_joint, grad = log_joint_and_grad(position)
+    trace = np.empty((n_iterations, position.shape[0]))
+    for t in range(n_iterations):
+        p = rng.standard_normal(position.shape)
+        h0 = 0.5 * np.sum(p * p, axis=1) - log_joint
+        q, p = position, p + 0.5 * step_size * grad
+        for i in range(n_leapfrog):
+            q = q + step_size * p
+            new_log_joint, new_grad = log_joint_and_grad(q)
+            p = p + (step_size if i < n_leapfrog - 1 else 0.5 * step_size) * new_grad
+        h1 = 0.5 * np.sum(p * p, axis=1) - new_log_joint
+        accepted = np.log(rng.random(position.shape[0])) < h0 - h1
+        position = np.where(accepted[:, None], q, position)
+        log_joint = np.where(accepted, new_log_joint, log_joint)
+        grad = np.where(accepted[:, None], new_grad, grad)
+        trace[t] = log_joint
+    return trace
+
+
+# --- the runs -------------------------------------------------------------------
+
+
+def fixed_hmc(start, step_size, n_leapfrog, n_iterations) -> HMC:
+    return HMC(step_size=step_size, n_leapfrog=n_leapfrog, n_samples=n_iterations, n_warmup=0, n_chains=start.shape[0],
+               adapt_step_size=False, step_size_jitter=0.0)
+
+
+def library_fit(model, start, step_size, n_leapfrog, n_iterations, seed):
+    """The whole ``fit``; returns the log joint (iterations, chains)."""
+    method = fixed_hmc(start, step_size, n_leapfrog, n_iterations)
+    return method.fit(model, seed=seed, init=start).history["log_joint"]
+
+
+def library_steps(model, start, step_size, n_leapfrog, n_iterations, seed):
+    """``HMC.init`` then ``HMC.step`` in a loop; returns the log joint (iterations, chains)."""
+    method = fixed_hmc(start, step_size, n_leapfrog, n_iterations)
+    rng = np.random.default_rng(seed)
+    state = method.init(model, start, rng)
+    trace = np.empty((n_iterations, start.shape[0]))
+    for t in range(n_iterations):
+        state, info = method.step(model, state, rng)
+        trace[t] = info.log_joint
+    return trace
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def warm_start(model, n_leapfrog, n_chains, seed=0):
+    """A short adaptive run: the step size ε̄ and each chain's last draw."""
+    post = HMC(n_leapfrog=n_leapfrog, n_samples=4, n_warmup=150, n_chains=n_chains).fit(model, seed=seed)
+    return post.history["step_size"][-1], post.draws[:, -1]
+
+
+def check_agreement(model, start, step_size, n_leapfrog):
+    theta = start[:2]
+    lj_ad, g_ad = model.log_joint_and_grad(theta)
+    lj_hand, g_hand = hand_log_joint_and_grad(model, theta)
+    assert np.allclose(lj_ad, lj_hand, rtol=1e-10) and np.allclose(g_ad, g_hand, rtol=1e-8, atol=1e-8), "hand gradient is wrong"
+    traces = [
+        library_fit(model, start, step_size, n_leapfrog, 5, seed=1),
+        library_steps(model, start, step_size, n_leapfrog, 5, seed=1),
+        hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, 5, seed=1),
+        hand_hmc(lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, 5, seed=1),
+    ]
+    assert all(np.allclose(traces[0], t, rtol=1e-8) for t in traces[1:]), "the samplers disagree"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=300, help="HMC iterations per timed run")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs of each; the fastest counts")
+    parser.add_argument("--n-leapfrog", type=int, default=20)
+    args = parser.parse_args(argv)
+    n_leapfrog, n_iter = args.n_leapfrog, args.iterations
+    rows = []
+    for name, model in make_models().items():
+        step_size, starts = warm_start(model, n_leapfrog, n_chains=8)
+        check_agreement(model, starts, step_size, n_leapfrog)
+        for n_chains in (1, 8):
+            start = starts[:n_chains]
+            runs = {
+                "ap fit": lambda: library_fit(model, start, step_size, n_leapfrog, n_iter, seed=2),
+                "ap step": lambda: library_steps(model, start, step_size, n_leapfrog, n_iter, seed=2),
+                "hand+ad": lambda: hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, n_iter, seed=2),
+                "hand": lambda: hand_hmc(lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, n_iter, seed=2),
+            }
+            grads = n_chains * n_leapfrog * n_iter
+            best = {label: np.inf for label in runs}
+            for _ in range(args.repeats):  # interleaved, so load from elsewhere hits all alike
+                for label, run in runs.items():
+                    trace, seconds = timed(run)
+                    best[label] = min(best[label], seconds)
+            # every run draws the same chains, so one ESS serves them all
+            chain_ess = float(ess(trace.T))
+            for label, seconds in best.items():
+                rows.append((name, model.dim, n_chains, label, grads / seconds, chain_ess / seconds, seconds, step_size))
+    report(rows)
+
+
+def report(rows) -> None:
+    print(f"HMC, L fixed, ε from a short adaptive run, identity mass, float64")
+    print(f"ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)")
+    print(f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<11} {'grad/s':>9} {'ratio':>6} {'x8 gain':>7} {'ESS/s':>8} {'ε':>7}")
+    lookup = {(r[0], r[2], r[3]): r for r in rows}
+    for name, dim, chains, label, rate, ess_rate, _, eps in rows:
+        ratio = lookup[(name, chains, "hand")][4] / rate
+        gain = f"{rate / lookup[(name, 1, label)][4]:>7.2f}" if chains == 8 else f"{'':>7}"
+        print(f"{name:<22} {dim:>5} {chains:>6} {label:<11} {rate:>9.0f} {ratio:>6.2f} {gain} {ess_rate:>8.1f} {eps:>7.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""HMC against known posteriors, its invariance, adaptation (step size, mass matrix), divergences,
+and its contract: seeding, carried gradient, cost, errors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from approxpost import models, targets
+from approxpost.diagnostics import mcse
+from approxpost.methods.hmc import DIVERGENCE_THRESHOLD, HMC, HMCInfo, HMCState
+
+N_SE = 4.0
+
+
+def assert_moments(draws, mean, cov):
+    """Mean and every (co)variance within 4 MCSE of the truth; std resolved to 10%.
+
+    The covariance is the average of (θ − μ)(θ − μ)ᵀ with the exact μ, each
+    entry a plain mean with its own MCSE: HMC's ESS for the mean of θ can
+    exceed the number of draws (antithetic chains), for squares it does not.
+    """
+    n_chains, n_draws, dim = draws.shape
+    centred = draws - mean
+    assert np.all(np.abs(centred.mean(axis=(0, 1))) < N_SE * mcse(draws))
+    products = (centred[..., :, None] * centred[..., None, :]).reshape(n_chains, n_draws, dim * dim)
+    estimate = products.mean(axis=(0, 1)).reshape(dim, dim)
+    se = mcse(products).reshape(dim, dim)
+    assert np.all(np.abs(estimate - cov) < N_SE * se)
+    assert np.all(N_SE * np.diag(se) / (2 * np.diag(cov)) < 0.1)  # δσ/σ ≈ δσ²/2σ²
+    np.testing.assert_allclose(np.sqrt(np.diag(estimate)), np.sqrt(np.diag(cov)), rtol=0.1)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(30)
+    y = 0.5 * x + 0.3 + 0.5 * rng.standard_normal(30)
+    return models.LinearRegression(x, y, noise_std=0.5, prior_std=1.0)
+
+
+@pytest.fixture(scope="module")
+def linear_fit(linear):
+    method = HMC(n_samples=2000, n_warmup=500, n_chains=4)
+    return method, method.fit(linear, seed=0)
+
+
+def test_recovers_the_conjugate_posterior(linear, linear_fit):
+    _, post = linear_fit
+    exact = linear.exact_posterior()
+    assert_moments(post.draws, exact.mean, exact.cov)
+    assert np.all(post.diagnostics["rhat"] < 1.01)
+    assert post.diagnostics["divergences"] == 0
+
+
+def test_recovers_a_correlated_gaussian_with_an_adapted_mass_matrix():
+    target = targets.Gaussian()
+    post = HMC(n_samples=2000, n_warmup=500, adapt_mass_matrix=True).fit(target, seed=1)
+    assert_moments(post.draws, target.mean, target.cov)
+
+
+def test_step_size_adaptation_reaches_the_target_acceptance(linear_fit):
+    method, post = linear_fit
+    history = post.history
+    kept = history["accept_prob"][~history["warmup"]]
+    assert mcse(kept.T) < 0.01
+    # Dual averaging drives the mean acceptance over the warm-up iterates to δ; the kept
+    # ε̄ is their average in log space, and acceptance is concave in log ε near δ, so
+    # α(ε̄) sits a little above δ (Jensen; Stan shows the same): 0.05 covers that bias
+    # (≤ 0.035 on these targets over seeds 0–7) plus 4 MCSE.
+    assert abs(post.diagnostics["acceptance_rate"] - method.target_accept) < 0.05
+    assert abs(history["accept_prob"][history["warmup"]][50:].mean() - method.target_accept) < 0.05
+    assert np.ptp(history["step_size"][~history["warmup"]]) == 0
+
+
+def test_mass_matrix_adaptation_learns_the_scales_and_pays_off():
+    # coordinates whose scales differ by 25: with M = I the step must suit the narrow one
+    # and the wide one random-walks; with M⁻¹ ≈ Σ both move at the same speed. (One
+    # estimation window needs the chains to have crossed the wide direction by the middle
+    # of warm-up; with a ratio of 100 they have not, and M⁻¹ comes out ~3× too small.)
+    target = targets.Gaussian(cov=[[25.0, 0.0], [0.0, 0.04]])
+    seen = {}
+
+    def grab(iteration, state, info):
+        seen["inv_mass"] = state.inv_mass
+
+    adapted = HMC(n_leapfrog=10, n_samples=500, n_warmup=400, adapt_mass_matrix=True).fit(target, seed=0, callback=grab)
+    plain = HMC(n_leapfrog=10, n_samples=500, n_warmup=400).fit(target, seed=0)
+    # ~150 iterations × 4 chains of correlated draws: relative error of a variance ~ √(2/ESS) ≲ 0.3
+    np.testing.assert_allclose(seen["inv_mass"], np.diag(target.cov), rtol=0.5)
+    assert adapted.diagnostics["ess"][0] > 4 * plain.diagnostics["ess"][0]
+    assert abs(adapted.diagnostics["acceptance_rate"] - 0.8) < 0.1  # ε re-tuned for the new metric
+
+
+def test_a_step_leaves_the_target_invariant():
+    # 20 000 chains started at exact draws stay exactly distributed after 5 steps
+    target, n = targets.Banana(), 20_000
+    rng = np.random.default_rng(3)
+    method = HMC(step_size=0.6, n_leapfrog=5, n_chains=n)
+    state = method.init(target, target.sample(rng, n), rng)
+    for _ in range(5):
+        state, info = method.step(target, state, rng)
+    assert 0.2 < info.accept_prob.mean() < 0.95  # the correction is at work
+    theta = state.position
+    assert np.all(np.abs(theta.mean(axis=0) - target.mean) < N_SE * theta.std(axis=0) / np.sqrt(n))
+    second = (theta - target.mean) ** 2
+    assert np.all(np.abs(second.mean(axis=0) - np.diag(target.cov)) < N_SE * second.std(axis=0) / np.sqrt(n))
+
+
+def test_a_large_step_on_the_funnel_diverges_without_crashing():
+    method = HMC(step_size=1.0, n_leapfrog=10, n_samples=200, n_warmup=0, adapt_step_size=False)
+    post = method.fit(targets.Funnel(), seed=0)
+    history = post.history
+    diverging = history["diverging"].astype(bool)
+    assert post.diagnostics["divergences"] == int(diverging.sum()) > 20
+    assert isinstance(post.diagnostics["divergences"], int)
+    # divergent trajectories are rejected, and nothing non-finite is ever kept
+    assert np.all(history["accept_prob"][diverging] == 0)
+    assert np.all(history["energy_error"][diverging] > DIVERGENCE_THRESHOLD)
+    assert np.all(history["energy_error"][~diverging] <= DIVERGENCE_THRESHOLD)
+    assert np.all(np.isfinite(post.draws)) and all(np.all(np.isfinite(v)) for v in history.values())
+
+
+def test_the_carried_gradient_belongs_to_the_current_position(linear):
+    method = HMC(step_size=0.1, n_leapfrog=5, n_chains=3)
+    rng = np.random.default_rng(0)
+    state = method.init(linear, np.zeros(linear.dim), rng)
+    assert isinstance(state, HMCState) and state.position.shape == (3, linear.dim)
+    for _ in range(5):
+        state, info = method.step(linear, state, rng)
+    assert isinstance(info, HMCInfo) and info.accept_prob.shape == info.energy_error.shape == (3,)
+    log_joint, grad = linear.log_joint_and_grad(state.position)
+    np.testing.assert_allclose(state.log_joint, log_joint, rtol=1e-12)
+    np.testing.assert_allclose(state.grad, grad, rtol=1e-12)
+
+
+def test_same_seed_gives_identical_draws_and_another_seed_does_not(linear):
+    method = HMC(n_samples=50, n_warmup=50, n_chains=2, adapt_mass_matrix=True)
+    a, b, c = method.fit(linear, seed=7), method.fit(linear, seed=7), method.fit(linear, seed=8)
+    np.testing.assert_array_equal(a.draws, b.draws)
+    np.testing.assert_array_equal(a.history["energy_error"], b.history["energy_error"])
+    assert not np.array_equal(a.draws, c.draws)
+
+
+def test_history_shapes_and_cost(linear):
+    method = HMC(n_leapfrog=7, n_samples=20, n_warmup=10, n_chains=3)
+    post = method.fit(linear, seed=0)
+    assert post.draws.shape == (3, 20, linear.dim)
+    for key in ("log_joint", "accept_prob", "energy_error", "diverging"):
+        assert post.history[key].shape == (30, 3)
+    assert post.history["step_size"].shape == (30,)
+    assert all(np.all(np.isfinite(v)) for v in post.history.values())
+    # the start's gradient, then L per chain per iteration: the gradient is carried over
+    assert post.cost.grad_evals == 3 * (1 + 7 * 30)
+    assert set(post.diagnostics) >= {"acceptance_rate", "ess", "rhat", "divergences"}
+
+
+def test_with_budget_spends_about_the_budget(linear):
+    method = HMC(n_leapfrog=10, n_samples=100, n_warmup=100, n_chains=2).with_budget(5000)
+    assert (method.n_warmup, method.n_samples) == (124, 125)  # (5000 − 2) // 20 = 249 iterations, split half and half
+    cost = method.fit(linear, seed=0).cost.grad_evals
+    assert 5000 - method.grad_evals_per_step(linear) < cost <= 5000
+
+
+def test_init_is_broadcast_validated_and_left_untouched(linear):
+    method = HMC(n_samples=10, n_warmup=0, n_chains=2, n_leapfrog=3)
+    start = np.array([0.1, -0.2])
+    post = method.fit(linear, seed=0, init=start)
+    np.testing.assert_array_equal(start, [0.1, -0.2])
+    np.testing.assert_array_equal(post.history["step_size"], 0.01)
+    with pytest.raises(ValueError, match=r"init.*\(2, 2\).*\(2, 3\)"):
+        method.fit(linear, seed=0, init=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="not finite"):
+        method.fit(linear, seed=0, init=[np.nan, 0.0])
+    with pytest.raises(ValueError, match="not finite"):
+        method.init(targets.Funnel(), np.array([0.0, -np.inf]), np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    "setting, value",
+    [("step_size", 0.0), ("step_size", -0.01), ("step_size", np.inf), ("n_leapfrog", 0), ("n_samples", -5),
+     ("n_warmup", -1), ("n_chains", 0), ("target_accept", 1.5), ("target_accept", 0.0),
+     ("adapt_mass_matrix", 1), ("step_size_jitter", 1.0), ("step_size_jitter", -0.1)],
+)
+def test_bad_settings_name_themselves(setting, value):
+    with pytest.raises(ValueError, match=setting):
+        HMC(**{setting: value})
+
+
+def test_mass_matrix_adaptation_needs_a_warm_up():
+    with pytest.raises(ValueError, match="n_warmup"):
+        HMC(n_warmup=10, adapt_mass_matrix=True)
+    assert dataclasses.replace(HMC(), n_warmup=10).n_warmup == 10

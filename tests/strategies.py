@@ -1,0 +1,182 @@
+"""Shared hypothesis strategies: shapes, broadcasting, matmul layouts, safe arrays, expression trees.
+
+Arrays are float64 and kept in a range where every op is smooth and well
+conditioned, so a central difference with step 1e-3 is accurate to ~1e-10:
+``positive_arrays`` for log/sqrt/pow bases and ``nonzero_arrays`` for ops
+with a kink or pole at zero (abs, relu, division), bounded away from it by
+more than the finite-difference step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from approxpost import autodiff as ad
+
+__all__ = [
+    "shapes", "broadcastable_shapes", "matmul_shapes", "reduction_axes",
+    "finite_arrays", "positive_arrays", "nonzero_arrays", "arrays_for",
+    "UNARY_TREE_OPS", "BINARY_TREE_OPS", "expressions", "evaluate",
+]
+
+MAX_SIDE = 4
+
+
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = MAX_SIDE):
+    """Array shapes with up to ``max_dims`` axes of length ``min_side``…``max_side``."""
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side)
+
+
+def broadcastable_shapes(max_dims: int = 3):
+    """Pairs of shapes that broadcast together, including length-one axes and missing leading axes."""
+    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=max_dims, min_side=1, max_side=MAX_SIDE).map(
+        lambda bs: bs.input_shapes
+    )
+
+
+@st.composite
+def matmul_shapes(draw):
+    """Operand shapes for ``a @ b``: 1-D, 2-D, batched (S, n, k) @ (S, k, m) and the broadcast mixes.
+
+    Returns
+    -------
+    (shape_a, shape_b) following NumPy's matmul rules, with batch axes
+    broadcast against each other (a batch axis of one on either side too).
+    """
+    sizes = st.integers(1, MAX_SIDE)
+    n, k, m, s = draw(sizes), draw(sizes), draw(sizes), draw(sizes)
+    batch = draw(st.sampled_from([(), (s,), (1,), (2, s)]))
+    layout = draw(st.sampled_from(["both", "a", "b", "a_vec", "b_vec", "vec_vec"]))
+    if layout == "vec_vec":
+        return (k,), (k,)
+    if layout == "a_vec":
+        return (k,), batch + (k, m)
+    if layout == "b_vec":
+        return batch + (n, k), (k,)
+    a_batch = batch if layout in ("both", "a") else ()
+    b_batch = batch if layout in ("both", "b") else ()
+    if layout == "both" and batch and draw(st.booleans()):
+        a_batch = (1,) * len(batch)  # a length-one batch axis broadcast against S
+    return a_batch + (n, k), b_batch + (k, m)
+
+
+@st.composite
+def reduction_axes(draw, ndim: int):
+    """An ``axis`` argument for an array with ``ndim`` axes: None, an int (maybe negative) or a tuple."""
+    if ndim == 0:
+        return None
+    kind = draw(st.sampled_from(["none", "int", "tuple"]))
+    if kind == "none":
+        return None
+    if kind == "int":
+        return draw(st.integers(-ndim, ndim - 1))
+    return draw(hnp.valid_tuple_axes(ndim, min_size=1))
+
+
+def finite_arrays(shape, low: float = -2.0, high: float = 2.0):
+    """float64 arrays of ``shape`` with entries in [low, high]."""
+    return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False, allow_infinity=False))
+
+
+def positive_arrays(shape, low: float = 0.2, high: float = 3.0):
+    """float64 arrays in [low, high], for log, sqrt and bases of pow."""
+    return finite_arrays(shape, low, high)
+
+
+def nonzero_arrays(shape, min_abs: float = 0.1, max_abs: float = 2.0):
+    """float64 arrays with min_abs ≤ |x| ≤ max_abs, away from the kinks of abs/relu and the pole of 1/x."""
+    magnitude = st.floats(min_abs, max_abs)
+    element = st.tuples(st.sampled_from([-1.0, 1.0]), magnitude).map(lambda sm: sm[0] * sm[1])
+    return hnp.arrays(np.float64, shape, elements=element)
+
+
+def arrays_for(domain: str, shape):
+    """The array strategy for a named domain: ``"real"``, ``"positive"`` or ``"nonzero"``."""
+    return {"real": finite_arrays, "positive": positive_arrays, "nonzero": nonzero_arrays}[domain](shape)
+
+
+# --- random expression trees -----------------------------------------------------
+#
+# A tree is a nested tuple ("x",) | (unary_name, tree) | (binary_name, tree, tree),
+# so hypothesis prints a failing example readably. Every op is smooth on all of
+# R (log and sqrt only ever see 1 + u² or softplus(u)), keeps the input's shape,
+# and has a NumPy reference, so a tree evaluates both through ad and through
+# plain NumPy.
+
+
+def _np_softplus(u):
+    return np.logaddexp(0.0, u)
+
+
+def _np_logsumexp(u, axis=None, keepdims=False):
+    shift = np.max(u, axis=axis, keepdims=True)
+    out = np.log(np.sum(np.exp(u - shift), axis=axis, keepdims=True)) + shift
+    return out if keepdims else np.squeeze(out, axis=axis)
+
+
+def _checkerboard(u) -> np.ndarray:
+    """A fixed boolean mask shaped like ``u``, for ``where``."""
+    shape = np.shape(u.value if isinstance(u, ad.Var) else u)
+    return np.indices(shape).sum(axis=0) % 2 == 0
+
+
+UNARY_TREE_OPS = {
+    "neg": (lambda u: -u, lambda u: -u),
+    "tanh": (ad.tanh, np.tanh),
+    "sigmoid": (ad.sigmoid, lambda u: 1.0 / (1.0 + np.exp(-u))),
+    "softplus": (ad.softplus, _np_softplus),
+    "square": (ad.square, np.square),
+    "exp_tanh": (lambda u: ad.exp(ad.tanh(u)), lambda u: np.exp(np.tanh(u))),
+    "log_1p_sq": (lambda u: ad.log(1.0 + ad.square(u)), lambda u: np.log(1.0 + u * u)),
+    "log1p_softplus": (lambda u: ad.log1p(ad.softplus(u)), lambda u: np.log1p(_np_softplus(u))),
+    "sqrt_1p_sq": (lambda u: ad.sqrt(1.0 + u**2), lambda u: np.sqrt(1.0 + u**2)),
+    "pow_softplus": (lambda u: ad.softplus(u) ** 1.5, lambda u: _np_softplus(u) ** 1.5),
+    "log_softmax": (lambda u: ad.log_softmax(u, axis=-1), lambda u: u - _np_logsumexp(u, axis=-1, keepdims=True)),
+    "centre": (lambda u: u - ad.mean(u, axis=0, keepdims=True), lambda u: u - np.mean(u, axis=0, keepdims=True)),
+    "transpose_twice": (lambda u: ad.transpose(ad.transpose(u)), lambda u: u),
+    "flip_rows": (lambda u: u[::-1], lambda u: u[::-1]),
+    "flatten_and_back": (lambda u: ad.reshape(ad.reshape(u, (-1,)), u.shape), lambda u: u),
+    "stack_mean": (lambda u: ad.mean(ad.stack([u, ad.tanh(u)], axis=-1), axis=-1), lambda u: 0.5 * (u + np.tanh(u))),
+    "roll_cols": (
+        lambda u: ad.concatenate([u[:, 1:], u[:, :1]], axis=1),
+        lambda u: np.concatenate([u[:, 1:], u[:, :1]], axis=1),
+    ),
+}
+
+BINARY_TREE_OPS = {
+    "add": (lambda u, v: u + v, np.add),
+    "sub": (lambda u, v: u - v, np.subtract),
+    "mul": (lambda u, v: u * v, np.multiply),
+    "div": (lambda u, v: u / (1.0 + v * v), lambda u, v: u / (1.0 + v * v)),
+    "times_sum": (lambda u, v: u * ad.sum(ad.tanh(v)), lambda u, v: u * np.sum(np.tanh(v))),
+    "plus_lse": (lambda u, v: u + ad.logsumexp(v, axis=1, keepdims=True), lambda u, v: u + _np_logsumexp(v, axis=1, keepdims=True)),
+    "where": (lambda u, v: ad.where(_checkerboard(u), u, v), lambda u, v: np.where(_checkerboard(u), u, v)),
+    "square_matmul": (  # u (n, m) scaled row-wise by the first column of the (n, n) Gram matrix of tanh(v)
+        lambda u, v: u * ad.matmul(ad.tanh(v), ad.swapaxes(ad.tanh(v), 0, 1))[:, :1],
+        lambda u, v: u * (np.tanh(v) @ np.tanh(v).T)[:, :1],
+    ),
+}
+
+
+def expressions(max_leaves: int = 6):
+    """Random expression trees over one (n, m) input ``x``, built from the ops above."""
+    leaf = st.just(("x",))
+
+    def extend(children):
+        unary = st.tuples(st.sampled_from(sorted(UNARY_TREE_OPS)), children)
+        binary = st.tuples(st.sampled_from(sorted(BINARY_TREE_OPS)), children, children)
+        return unary | binary
+
+    return st.recursive(leaf, extend, max_leaves=max_leaves)
+
+
+def evaluate(tree, x, reference: bool = False):
+    """The value of ``tree`` at ``x``: through ``ad`` ops, or through plain NumPy when ``reference``."""
+    name = tree[0]
+    if name == "x":
+        return x
+    table = UNARY_TREE_OPS if len(tree) == 2 else BINARY_TREE_OPS
+    fn = table[name][1 if reference else 0]
+    return fn(*(evaluate(child, x, reference) for child in tree[1:]))
