@@ -134,22 +134,26 @@ def save(posterior: Posterior, path: str | os.PathLike) -> None:
 
 def _read_arrays(path: str) -> dict:
     """Every array in the archive, refusing pickled data and reporting damage as ``ValueError``."""
-    with open(path, "rb") as handle:  # a missing file stays a FileNotFoundError
-        magic = handle.read(len(_ZIP_MAGIC))
-    if magic != _ZIP_MAGIC:
-        raise ValueError(f"{path!r} is not an .npz archive (no zip header); approxpost.save writes .npz files")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except ValueError as err:
-        if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
-            raise ValueError(
-                f"{path!r} holds pickled (object) data, which approxpost never writes and will not load: "
-                "unpickling can run arbitrary code"
-            ) from err
-        raise ValueError(f"{path!r} is not a valid .npz archive: {err}") from err
-    except (OSError, EOFError, zipfile.BadZipFile, SyntaxError) as err:
-        raise ValueError(f"{path!r} is damaged or truncated: {err}") from err
+    # our own handle (a missing file stays a FileNotFoundError): numpy leaks the one it
+    # opens when the zip turns out to be damaged
+    with open(path, "rb") as handle:
+        if handle.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
+            raise ValueError(f"{path!r} is not an .npz archive (no zip header); approxpost.save writes .npz files")
+        handle.seek(0)
+        try:
+            with np.load(handle, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        except ValueError as err:
+            if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
+                raise ValueError(
+                    f"{path!r} holds pickled (object) data, which approxpost never writes and will not load: "
+                    "unpickling can run arbitrary code"
+                ) from err
+            raise ValueError(f"{path!r} is not a valid .npz archive: {err}") from err
+        # zipfile reads a damaged header's flipped bits as features it lacks (encryption, other
+        # compressions): RuntimeError / NotImplementedError
+        except (OSError, EOFError, zipfile.BadZipFile, SyntaxError, RuntimeError) as err:
+            raise ValueError(f"{path!r} is damaged or truncated: {err}") from err
     for name, value in arrays.items():
         if not isinstance(value, np.ndarray):
             raise ValueError(f"{path!r} holds a member {name!r} that is not a NumPy array: not an approxpost file")

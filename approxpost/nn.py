@@ -96,7 +96,7 @@ class MLP:
         h = x
         layers = self.unflatten(theta)
         for i, (weight, bias) in enumerate(layers):
-            h = ad.add(ad.matmul(h, weight), bias)
+            h = ad.affine(h, weight, bias)  # h W + b
             if i < len(layers) - 1:
                 h = self._act(h)
         return h

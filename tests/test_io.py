@@ -276,3 +276,30 @@ def test_malformed_arrays_are_refused(tmp_path, edit, match):
 def test_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         io.load(tmp_path / "nothing-here")
+
+
+@settings(deadline=None, max_examples=60)
+@given(kind=st.sampled_from(KINDS), position=st.floats(0, 1, exclude_max=True), flip=st.integers(1, 255))
+def test_a_corrupted_byte_is_refused_or_harmless(kind, position, flip):
+    """Zip CRCs guard every member: a damaged file either fails with ValueError or loads unchanged."""
+    post = make(kind)
+    with tempfile.TemporaryDirectory() as directory:
+        path = pathlib.Path(directory) / "post"
+        post.save(path)
+        data = bytearray(path.read_bytes())
+        data[int(position * len(data))] ^= flip
+        path.write_bytes(bytes(data))
+        try:
+            loaded = io.load(path)
+        except ValueError:
+            return
+        assert_same_posterior(post, loaded)
+
+
+def test_only_the_three_posterior_classes_are_saved(tmp_path):
+    class Tweaked(SamplePosterior):
+        pass
+
+    with pytest.raises(TypeError, match="cannot save a Tweaked"):
+        Tweaked(np.zeros((1, 4, 1))).save(tmp_path / "t")
+    assert not (tmp_path / "t").exists()

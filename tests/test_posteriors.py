@@ -267,6 +267,7 @@ def test_zero_weight_particles_are_never_drawn():
         (np.zeros((3, 2)), np.array([0.0, np.nan, 0.0]), "log_weights must be"),
         (np.zeros((3, 2)), np.array([0.0, np.inf, 0.0]), "log_weights must be"),
         (np.zeros((3, 2)), np.full(3, -np.inf), "not all -inf"),
+        (np.zeros((3, 2)), ["a", "b", "c"], r"log_weights must be a numeric array of shape \(3,\)"),
         (np.zeros(3), np.zeros(3), r"particles must have shape \(n, D\), got shape \(3,\)"),
         (np.full((3, 2), np.nan), np.zeros(3), "particles must be finite"),
     ],

@@ -14,7 +14,7 @@ import numpy as np
 from .core import IndexedGrad, Var, unbroadcast
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "matmul",
+    "add", "sub", "mul", "div", "neg", "pow", "matmul", "affine",
     "exp", "log", "log1p", "sqrt", "square", "abs", "tanh", "sigmoid", "relu", "softplus",
     "sum", "mean", "reshape", "transpose", "swapaxes", "getitem", "view", "concatenate", "stack",
     "logsumexp", "log_softmax", "where",
@@ -96,6 +96,33 @@ def pow(a, b):
     return _node2(out, a, vjp_a, b, vjp_b)
 
 
+def _matmul_grad_a(g, av, bv):
+    """Gradient of sum(g * (a @ b)) with respect to a."""
+    if bv.ndim == 1:  # out[..., i] = sum_k a[..., i, k] b[k]
+        grad_a = g[..., None] * bv if av.ndim > 1 else g * bv
+    elif av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
+        return unbroadcast((bv @ g[..., None])[..., 0], av.shape)
+    else:
+        grad_a = g @ np.swapaxes(bv, -1, -2)
+    return unbroadcast(grad_a, av.shape)
+
+
+def _matmul_grad_b(g, av, bv):
+    """Gradient of sum(g * (a @ b)) with respect to b."""
+    if av.ndim == 1:
+        grad_b = av[:, None] * g[..., None, :] if bv.ndim > 1 else g * av
+    elif bv.ndim == 1:  # gradient is sum over rows and batch of a * g
+        return unbroadcast((np.swapaxes(av, -1, -2) @ g[..., None])[..., 0], bv.shape)
+    elif av.ndim == 2 and bv.ndim == 2:
+        return av.T @ g
+    elif bv.ndim == 2:
+        # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
+        return av.reshape(-1, av.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+    else:
+        grad_b = np.swapaxes(av, -1, -2) @ g
+    return unbroadcast(grad_b, bv.shape)
+
+
 def matmul(a, b):
     """a @ b with NumPy's batching rules.  VJP: g bᵀ, aᵀ g (batch axes summed back).
 
@@ -103,32 +130,24 @@ def matmul(a, b):
     (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands.
     """
     av, bv = _value(a), _value(b)
-    out = av @ bv
+    return _node2(av @ bv, a, lambda g: _matmul_grad_a(g, av, bv), b, lambda g: _matmul_grad_b(g, av, bv))
 
-    def vjp_a(g):
-        if bv.ndim == 1:  # out[..., i] = sum_k a[..., i, k] b[k]
-            grad_a = g[..., None] * bv if av.ndim > 1 else g * bv
-        elif av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
-            return unbroadcast((bv @ g[..., None])[..., 0], av.shape)
-        else:
-            grad_a = g @ np.swapaxes(bv, -1, -2)
-        return unbroadcast(grad_a, av.shape)
 
-    def vjp_b(g):
-        if av.ndim == 1:
-            grad_b = av[:, None] * g[..., None, :] if bv.ndim > 1 else g * av
-        elif bv.ndim == 1:  # gradient is sum over rows and batch of a * g
-            return unbroadcast((np.swapaxes(av, -1, -2) @ g[..., None])[..., 0], bv.shape)
-        elif av.ndim == 2 and bv.ndim == 2:
-            return av.T @ g
-        elif bv.ndim == 2:
-            # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
-            return av.reshape(-1, av.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-        else:
-            grad_b = np.swapaxes(av, -1, -2) @ g
-        return unbroadcast(grad_b, bv.shape)
+def affine(h, weight, bias):
+    """h @ weight + bias as one node: a dense layer before its activation.
 
-    return _node2(out, a, vjp_a, b, vjp_b)
+    The same as ``add(matmul(h, weight), bias)`` with one graph node instead
+    of two; a network evaluates one per layer on every call.
+    VJP: g weightᵀ, hᵀ g, g summed back to bias's shape.
+    """
+    hv, wv, bv = _value(h), _value(weight), _value(bias)
+    out = hv @ wv + bv
+    pairs = [
+        (h, lambda g: _matmul_grad_a(g, hv, wv)),
+        (weight, lambda g: _matmul_grad_b(g, hv, wv)),
+        (bias, lambda g: unbroadcast(g, _shape(bv))),
+    ]
+    return _node(out, *pairs)
 
 
 # --- elementwise --------------------------------------------------------------

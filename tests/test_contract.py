@@ -1,0 +1,129 @@
+"""One battery of checks run over every method: the shared Posterior contract.
+
+Each method fits the same small conjugate model with tiny settings; the checks
+are about the interface (shapes, seeds, inputs untouched, cost, history,
+diagnostics keys, save/load), not about accuracy, which each method's own
+tests measure against the exact posterior.
+"""
+
+import numpy as np
+import pytest
+
+import approxpost as ap
+
+METHODS = {
+    "Metropolis": ap.Metropolis(step_size=0.1, n_samples=200, n_warmup=100, n_chains=2),
+    "HMC": ap.HMC(step_size=0.05, n_leapfrog=5, n_samples=100, n_warmup=50, n_chains=2),
+    "IS": ap.ImportanceSampling(n_samples=2_000, batch_size=500),
+    "BBVI": ap.BBVI(n_mc=8, n_steps=200, learning_rate=5e-2),
+    "BBB": ap.BayesByBackprop(n_mc=2, n_steps=200, learning_rate=5e-2),
+}
+DIAGNOSTIC_KEYS = {
+    "Metropolis": {"acceptance_rate", "ess", "rhat"},
+    "HMC": {"acceptance_rate", "ess", "rhat", "divergences"},
+    "IS": {"kish_ess", "khat", "log_evidence"},
+    "BBVI": {"final_elbo"},
+    "BBB": {"final_elbo"},
+}
+
+
+@pytest.fixture(scope="module")
+def model():
+    data = ap.datasets.linear(n=20, noise_std=0.5, seed=3)
+    return ap.models.LinearRegression(data.x, data.y, noise_std=0.5, prior_std=1.0)
+
+
+@pytest.fixture(scope="module", params=list(METHODS))
+def fitted(request, model):
+    name = request.param
+    x_before, y_before = model.x.copy(), model.y.copy()
+    post = METHODS[name].fit(model, seed=11)
+    np.testing.assert_array_equal(model.x, x_before)  # the data are never modified
+    np.testing.assert_array_equal(model.y, y_before)
+    return name, post
+
+
+def test_shapes(fitted, model):
+    name, post = fitted
+    assert isinstance(post, ap.Posterior)
+    assert post.mean.shape == post.std.shape == (model.dim,)
+    assert post.sample(7, seed=1).shape == (7, model.dim)
+    assert np.all(post.std > 0)
+    pred = post.predict(model.x[:5], n_samples=30, seed=2)
+    assert pred.samples.shape == (30, 5, 1)
+    assert pred.mean.shape == pred.std.shape == (5, 1)
+    lower, upper = pred.interval(0.9)
+    assert np.all(lower < pred.mean) and np.all(pred.mean < upper)
+
+
+def test_same_seed_same_posterior_other_seed_differs(fitted, model):
+    name, post = fitted
+    again = METHODS[name].fit(model, seed=11)
+    np.testing.assert_array_equal(again.mean, post.mean)
+    np.testing.assert_array_equal(again.sample(5, seed=4), post.sample(5, seed=4))
+    other = METHODS[name].fit(model, seed=12)
+    assert not np.array_equal(other.mean, post.mean)
+
+
+def test_cost_and_history(fitted):
+    name, post = fitted
+    cost = post.cost
+    assert cost.seconds > 0
+    assert cost.grad_evals + cost.density_evals > 0
+    assert post.history, f"{name} recorded no history"
+    lengths = {len(values) for values in post.history.values()}
+    assert len(lengths) == 1, f"history arrays of {name} have different lengths {lengths}"
+    for key, values in post.history.items():
+        assert np.all(np.isfinite(np.asarray(values, dtype=float))), f"history[{key!r}] of {name} is not finite"
+    assert post.settings["method"] == type(METHODS[name]).__name__
+
+
+def test_diagnostics_keys(fitted):
+    name, post = fitted
+    assert DIAGNOSTIC_KEYS[name] <= set(post.diagnostics)
+
+
+def test_save_load_round_trip(fitted, model, tmp_path):
+    name, post = fitted
+    path = tmp_path / f"{name}.npz"
+    post.save(path)
+    loaded = ap.load(path, model=model)
+    assert type(loaded) is type(post)
+    np.testing.assert_array_equal(loaded.mean, post.mean)
+    np.testing.assert_array_equal(loaded.sample(6, seed=3), post.sample(6, seed=3))
+    assert loaded.cost == post.cost
+    assert loaded.settings == post.settings
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_init_is_not_modified_and_bad_init_is_refused(name, model):
+    method = METHODS[name]
+    if name == "IS":
+        with pytest.raises(ValueError, match="init"):
+            method.fit(model, seed=0, init=np.zeros(model.dim))
+        return
+    init = np.zeros(model.dim)
+    before = init.copy()
+    method.fit(model, seed=0, init=init)
+    np.testing.assert_array_equal(init, before)
+    with pytest.raises(ValueError, match="init"):
+        method.fit(model, seed=0, init=np.zeros(model.dim + 3))
+
+
+class _HalfLine(ap.models.Model):
+    """log p(θ) finite only for θ₀ > 0: a start at θ₀ = -1 has log density -inf."""
+
+    dim = 2
+
+    def log_prior(self, theta):
+        return ap.autodiff.log(theta[..., 0]) - 0.5 * ap.autodiff.sum(ap.autodiff.square(theta), axis=-1)
+
+    def log_likelihood(self, theta, idx=None):
+        return 0.0
+
+
+@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB"])
+def test_non_finite_start_is_a_clear_error(name):
+    with pytest.raises(ValueError, match="not finite"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            METHODS[name].fit(_HalfLine(), seed=0, init=np.array([-1.0, 0.0]))
