@@ -70,7 +70,7 @@ class Normal:
         """log N(x | loc, scale²) summed over the last axis.  (D,) -> scalar, (S, D) -> (S,)."""
         self._check_x(x)
         z = (x - self.loc) / self.scale
-        return -0.5 * ad.sum(ad.square(z), axis=-1) - ad.sum(ad.log(self.scale)) - 0.5 * self.dim * _LOG_2PI
+        return -0.5 * ad.sum_squares(z, axis=-1) - ad.sum(ad.log(self.scale)) - 0.5 * self.dim * _LOG_2PI
 
     def reparameterize(self, eps):
         """x = loc + scale ⊙ ε: a draw as a differentiable function of the parameters."""
@@ -171,7 +171,7 @@ class MultivariateNormal:
         if not shape or shape[-1] != self.dim:
             raise ValueError(f"x has shape {shape} but the distribution has dim {self.dim}")
         z = ad.matmul(x - self.loc, self.precision_chol_inv.T)
-        return -0.5 * ad.sum(ad.square(z), axis=-1) - 0.5 * self._log_det - 0.5 * self.dim * _LOG_2PI
+        return -0.5 * ad.sum_squares(z, axis=-1) - 0.5 * self._log_det - 0.5 * self.dim * _LOG_2PI
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         """``n`` draws (n, D): mean + L z."""

@@ -347,7 +347,7 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
         h = ad.add(mean, ad.mul(ad.sqrt(var), xi))
         if i < len(mean_layers) - 1:
             h = activation(h)
-    squared_error = ad.sum(ad.square(ad.sub(y, h)), axis=(-2, -1))
+    squared_error = ad.sum_squares(ad.sub(y, h), axis=(-2, -1))
     log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * _LOG_2PI)
     return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
 

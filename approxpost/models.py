@@ -140,17 +140,20 @@ class Regression(Model):
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
-        return ad.sum(ad.square(theta), axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (np.log(self.prior_std) + 0.5 * _LOG_2PI)
+        return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (np.log(self.prior_std) + 0.5 * _LOG_2PI)
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
-        squared_error = ad.sum(ad.square(y - self.net.forward(theta, x)), axis=(-2, -1))
+        squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
         log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def prior_distribution(self) -> Normal:
-        return Normal(np.zeros(self.dim), np.full(self.dim, self.prior_std))
+        """N(0, prior_std² I), built once: VI methods ask for it on every step."""
+        if getattr(self, "_prior", None) is None:
+            self._prior = Normal(np.zeros(self.dim), np.full(self.dim, self.prior_std))
+        return self._prior
 
     def predict(self, theta, x) -> np.ndarray:
         """Network outputs f(x; θ_s) for S parameter draws: (S, n, out)."""
@@ -217,7 +220,7 @@ class LinearRegression(Regression):
     def log_likelihood(self, theta, idx=None):
         design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
         residual = (y - ad.matmul(theta, design.T)) / self.noise_std
-        log_lik = -0.5 * ad.sum(ad.square(residual), axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def posterior_precision(self) -> np.ndarray:

@@ -143,7 +143,7 @@ class Mixture(Target):
     def log_prior(self, theta):
         s = self.std_component
         log_components = [
-            -0.5 * ad.sum(ad.square((theta - centre) / s), axis=-1) - 2.0 * np.log(s) - _LOG_2PI + np.log(0.5)
+            -0.5 * ad.sum_squares((theta - centre) / s, axis=-1) - 2.0 * np.log(s) - _LOG_2PI + np.log(0.5)
             for centre in self.centres
         ]
         return ad.logsumexp(ad.stack(log_components, axis=-1), axis=-1)

@@ -98,10 +98,11 @@ BINARY = {  # name: (op, NumPy reference, domain of a, domain of b)
 # finite-difference noise to that exact zero (its floor is 1e-12).
 
 
-def packed(op, shape_a, shape_b):
-    """``op`` as a function of one flat vector holding both operands, so both are ``Var`` s."""
-    size_a = int(np.prod(shape_a))
-    return lambda t: op(ad.reshape(t[:size_a], shape_a), ad.reshape(t[size_a:], shape_b))
+def packed(op, *shapes):
+    """``op`` as a function of one flat vector holding all operands, so every one is a ``Var``."""
+    ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+    starts = np.concatenate([[0], ends[:-1]])
+    return lambda t: op(*(ad.reshape(t[a:b], shape) for a, b, shape in zip(starts, ends, shapes)))
 
 
 def flat(*arrays):
@@ -195,6 +196,20 @@ def test_matmul_named_layouts(shape_a, shape_b):
     assert_grad_ok(lambda t: ad.matmul(a, t), b)
 
 
+@settings(max_examples=60)
+@given(data=st.data())
+def test_affine_matches_matmul_plus_bias(data):
+    shape_h, shape_w = data.draw(matmul_shapes(), label="shapes")
+    h = data.draw(finite_arrays(shape_h), label="h")
+    w = data.draw(finite_arrays(shape_w), label="w")
+    out_shape = np.shape(h @ w)
+    bias_shape = data.draw(st.sampled_from([out_shape[-1:], (), out_shape]), label="bias shape") if out_shape else ()
+    b = data.draw(finite_arrays(bias_shape), label="b")
+    assert_same_value(ad.affine(ad.Var(h), ad.Var(w), ad.Var(b)), h @ w + b)
+    assert_grad_ok(packed(ad.affine, shape_h, shape_w, bias_shape), flat(h, w, b))
+    assert_grad_ok(lambda t: ad.affine(h, t, b), w)
+
+
 # --- reductions ----------------------------------------------------------------------
 
 def scipy_logsumexp(x, axis=None, keepdims=False):
@@ -203,7 +218,12 @@ def scipy_logsumexp(x, axis=None, keepdims=False):
     return np.reshape(out, np.shape(np.sum(x, axis=axis, keepdims=keepdims)))
 
 
-REDUCTIONS = {"sum": (ad.sum, np.sum), "mean": (ad.mean, np.mean), "logsumexp": (ad.logsumexp, scipy_logsumexp)}
+REDUCTIONS = {
+    "sum": (ad.sum, np.sum),
+    "sum_squares": (ad.sum_squares, lambda x, axis=None, keepdims=False: np.sum(x * x, axis=axis, keepdims=keepdims)),
+    "mean": (ad.mean, np.mean),
+    "logsumexp": (ad.logsumexp, scipy_logsumexp),
+}
 
 
 @pytest.mark.parametrize("name", sorted(REDUCTIONS))

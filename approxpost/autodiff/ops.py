@@ -16,7 +16,7 @@ from .core import IndexedGrad, Var, unbroadcast
 __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "affine",
     "exp", "log", "log1p", "sqrt", "square", "abs", "tanh", "sigmoid", "relu", "softplus",
-    "sum", "mean", "reshape", "transpose", "swapaxes", "getitem", "view", "concatenate", "stack",
+    "sum", "sum_squares", "mean", "reshape", "transpose", "swapaxes", "getitem", "view", "concatenate", "stack",
     "logsumexp", "log_softmax", "where",
 ]
 
@@ -102,6 +102,8 @@ def _matmul_grad_a(g, av, bv):
         grad_a = g[..., None] * bv if av.ndim > 1 else g * bv
     elif av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
         return unbroadcast((bv @ g[..., None])[..., 0], av.shape)
+    elif bv.ndim == 2:
+        grad_a = g @ bv.T
     else:
         grad_a = g @ np.swapaxes(bv, -1, -2)
     return unbroadcast(grad_a, av.shape)
@@ -196,8 +198,9 @@ def tanh(x):
 
 
 def _sigmoid(xv):
-    # exp(-log(1 + e^-x)) neither overflows for large |x| nor loses the tail
-    return np.exp(-np.logaddexp(0.0, -xv))
+    # e^-|x| never overflows; both branches keep full relative accuracy in the tails
+    e = np.exp(-np.abs(xv))
+    return np.where(xv >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def sigmoid(x):
@@ -213,9 +216,10 @@ def relu(x):
 
 
 def softplus(x):
-    """log(1 + eˣ), computed stably as logaddexp(0, x).  VJP: g σ(x)."""
+    """log(1 + eˣ), computed stably as max(x, 0) + log1p(e^-|x|).  VJP: g σ(x)."""
     xv = _value(x)
-    return _node1(np.logaddexp(0.0, xv), x, lambda g: g * _sigmoid(xv))
+    # np.logaddexp(0, x) is the same value but ~6x slower on NumPy's generic loop
+    return _node1(np.maximum(xv, 0.0) + np.log1p(np.exp(-np.abs(xv))), x, lambda g: g * _sigmoid(xv))
 
 
 def where(cond, a, b):
@@ -236,12 +240,14 @@ def _kept_shape(shape, axis) -> tuple:
     """``shape`` with the reduced axes kept as length one."""
     if axis is None:
         return (1,) * len(shape)
-    axes = {a % len(shape) for a in ((axis,) if np.ndim(axis) == 0 else axis)}
+    axes = (axis % len(shape),) if type(axis) is int else {a % len(shape) for a in axis}
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
 def _restore_axes(g, shape, axis):
     """Broadcast a reduced gradient back to ``shape`` (a fresh array: faster than ``np.broadcast_to``)."""
+    if axis is None or np.size(g) == 1:
+        return np.full(shape, float(np.reshape(g, ())))
     out = np.empty(shape)
     out[...] = np.reshape(g, _kept_shape(shape, axis))
     return out
@@ -252,6 +258,13 @@ def sum(x, axis=None, keepdims=False):
     xv = _value(x)
     shape = np.shape(xv)
     return _node1(np.sum(xv, axis=axis, keepdims=keepdims), x, lambda g: _restore_axes(g, shape, axis))
+
+
+def sum_squares(x, axis=None, keepdims=False):
+    """Σ x² over ``axis`` in one node (squared norms, Gaussian log densities).  VJP: 2 g x."""
+    xv = _value(x)
+    shape = np.shape(xv)
+    return _node1(np.sum(xv * xv, axis=axis, keepdims=keepdims), x, lambda g: 2.0 * xv * np.reshape(g, _kept_shape(shape, axis)))
 
 
 def mean(x, axis=None, keepdims=False):
