@@ -352,9 +352,9 @@ def psis_khat(log_weights) -> float:
     float
         The estimated tail shape: below 0.5 the weights have finite variance
         and importance sampling is reliable; above 0.7 it is not (Vehtari et
-        al. 2024). ``inf`` when fewer than 5 weights lie above the threshold
-        (too few draws, n ≤ 20, or almost all weights zero); ``-inf`` when the
-        largest weights are all equal (no tail at all).
+        al. 2024). ``inf`` when there are too few draws (n ≤ 20) or almost
+        all weights are zero; ``-inf`` when the largest weights are equal up
+        to a few ties (no tail at all, as with the exact posterior as proposal).
 
     Notes
     -----
@@ -384,7 +384,10 @@ def psis_khat(log_weights) -> float:
     exceedances = np.expm1(tail - threshold)
     exceedances = exceedances[exceedances > 0]
     if exceedances.size < _MIN_TAIL:
-        return float(np.inf)
+        # too few weights above a threshold that is itself a real weight: the top is
+        # flat up to ties (e.g. the exact posterior as proposal), so there is no tail;
+        # above a zero threshold almost every weight is zero, the degenerate case
+        return float(-np.inf) if lw[n - n_tail - 1] > np.log(np.finfo(float).tiny) else float(np.inf)
     k = _gpd_fit_zhang_stephens(exceedances / exceedances[-1])
     if not np.isfinite(k):
         return float(np.inf)  # a tail too heavy to fit in floating point

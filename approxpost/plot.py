@@ -169,7 +169,7 @@ def density_2d(target, posteriors: dict, ax=None, limits=None, n_points: int = 1
 
 def _history_curves(posteriors, key: str, ax, ylabel: str, title: str, logy: bool = False):
     if not isinstance(posteriors, dict):
-        posteriors = {type(posteriors).__name__: posteriors}
+        posteriors = {posteriors.settings.get("method", type(posteriors).__name__): posteriors}
     fig, ax = _single(ax)
     for name, posterior in posteriors.items():
         if key not in posterior.history:

@@ -315,3 +315,14 @@ def test_bad_draws_message_gives_the_shape():
 def test_bad_log_weights_raise_a_value_error_naming_log_weights(fn, log_weights):
     with pytest.raises(ValueError, match="log_weights"):
         fn(log_weights)
+
+
+def test_khat_of_a_flat_top_with_ties_is_minus_inf():
+    # an exact proposal: every weight equal up to rounding, many of them tied
+    rng = np.random.default_rng(0)
+    log_weights = rng.choice([0.0, 1e-16, 2e-16], size=1000)
+    assert psis_khat(log_weights) == -np.inf
+    # whereas a handful of non-zero weights among zeros is the degenerate case
+    degenerate = np.full(1000, -np.inf)
+    degenerate[:4] = [0.0, 0.0, 0.0, -1.0]
+    assert psis_khat(degenerate) == np.inf

@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .. import autodiff as ad
 from .._rng import as_generator
@@ -238,6 +238,9 @@ class Method:
                     break
         finally:
             bar.close()
+        # the clock stops here: diagnostics computed while building the posterior
+        # (ESS of every coordinate, a final ELBO) are not part of the method's cost
+        seconds = time.perf_counter() - start
         history = stack_infos(infos)
         if history:
             history["warmup"] = np.asarray(warmup_flags, dtype=bool)
@@ -245,5 +248,5 @@ class Method:
         posterior.model = model
         posterior.history = history
         posterior.settings = self.settings
-        posterior.cost = Cost(counter.grad_evals, counter.density_evals, time.perf_counter() - start)
+        posterior.cost = Cost(counter.grad_evals, counter.density_evals, seconds)
         return posterior
