@@ -315,9 +315,13 @@ def swapaxes(x, axis1, axis2):
     return _node1(np.swapaxes(_value(x), axis1, axis2), x, lambda g: np.swapaxes(g, axis1, axis2))
 
 
+_BASIC_INDEX_TYPES = (int, slice, type(None), type(Ellipsis))
+
+
 def _is_basic_index(index) -> bool:
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+    """Whether ``x[index]`` is a view (ints, slices, None, ...): then ``+=`` at it adds correctly."""
+    parts = index if type(index) is tuple else (index,)
+    return all(type(p) in _BASIC_INDEX_TYPES or isinstance(p, np.integer) for p in parts)
 
 
 def getitem(x, index):
@@ -336,12 +340,12 @@ def view(x, index, shape):
     nodes, which matters when a network unpacks every layer on every call.
     VJP: g reshaped to x[index]'s shape, placed at ``index`` of zeros.
     """
-    xv = _value(x)
+    xv = np.asarray(_value(x))
     if isinstance(index, Var):
         raise TypeError("an index must be a constant, not a Var")
     piece = xv[index]
-    piece_shape, full_shape, basic = piece.shape, np.shape(xv), _is_basic_index(index)
-    return _node1(np.reshape(piece, shape), x, lambda g: IndexedGrad(index, np.reshape(g, piece_shape), full_shape, basic))
+    piece_shape, full_shape, basic = piece.shape, xv.shape, _is_basic_index(index)
+    return _node1(piece.reshape(shape), x, lambda g: IndexedGrad(index, g.reshape(piece_shape), full_shape, basic))
 
 
 def concatenate(arrays, axis=0):
