@@ -81,8 +81,18 @@ class Model:
         value = ad.add(self.log_prior(theta), self.log_likelihood(theta, idx))
         if isinstance(value, ad.Var):
             return value
-        value = np.asarray(value, dtype=np.float64)
+        value = self._check_output(np.asarray(value, dtype=np.float64), theta)
         return float(value) if value.ndim == 0 else value
+
+    def _check_output(self, value: np.ndarray, theta) -> np.ndarray:
+        """A log density must reduce over θ's last axis only: () for (D,), (S,) for (S, D)."""
+        expected = np.shape(theta)[:-1]
+        if value.shape != expected:
+            raise ValueError(
+                f"{type(self).__name__}.log_joint returned shape {value.shape} for theta of shape {np.shape(theta)}, "
+                f"expected {expected}: log_prior and log_likelihood must sum over the last axis of theta only"
+            )
+        return value
 
     def log_joint_and_grad(self, theta, idx=None) -> tuple:
         """``(log_joint, its gradient)``: (D,) -> (float, (D,)); (S, D) -> ((S,), (S, D)).
@@ -93,7 +103,8 @@ class Model:
         """
         theta = self.check_theta(theta)
         value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
-        gradient = pullback(np.ones(np.shape(value)))
+        value = self._check_output(np.asarray(value), theta)
+        gradient = pullback(np.ones(value.shape))
         return (float(value) if theta.ndim == 1 else value), gradient
 
     def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:

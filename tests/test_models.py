@@ -250,3 +250,24 @@ def test_non_positive_scales_are_rejected(argument, value):
         LinearRegression(x, y, **{argument: value})
     with pytest.raises(ValueError, match=rf"{argument} must be a positive"):
         Regression(MLP([2, 3, 1]), x, y, **{argument: value})
+
+
+class _ForgetsTheBatch(Model):
+    """A user model that sums over every axis, so a batch of θ collapses to one number."""
+
+    dim = 2
+
+    def log_prior(self, theta):
+        return -0.5 * ad.sum(ad.square(theta))
+
+    def log_likelihood(self, theta, idx=None):
+        return 0.0
+
+
+def test_a_log_density_of_the_wrong_shape_is_a_clear_error():
+    model = _ForgetsTheBatch()
+    assert model.log_joint(np.ones(2)) == -1.0  # one θ: fine
+    with pytest.raises(ValueError, match=r"returned shape \(\) for theta of shape \(3, 2\), expected \(3,\)"):
+        model.log_joint_and_grad(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="last axis"):
+        model.log_joint(np.ones((3, 2)))
