@@ -150,7 +150,9 @@ def backward(out: Var, g_out, leaves: tuple) -> list:
         elif key in owned:
             result.append(grads[key])
         else:  # may be a read-only broadcast view or alias a node's value: hand back a copy
-            result.append(np.array(np.broadcast_to(grads[key], leaf.shape), dtype=np.float64))
+            g = grads[key]
+            g = g if np.shape(g) == leaf.shape else np.broadcast_to(g, leaf.shape)
+            result.append(np.array(g, dtype=np.float64))
     return result
 
 
@@ -169,7 +171,9 @@ def vjp(f: Callable, x) -> tuple:
         return value, lambda g: np.zeros(leaf.shape)
 
     def pullback(g):
-        g = np.broadcast_to(np.asarray(g, dtype=np.float64), out.shape)
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape != out.shape:  # a scalar seed for a vector output, say
+            g = np.broadcast_to(g, out.shape)
         return backward(out, g, (leaf,))[0]
 
     return out.value, pullback
