@@ -184,8 +184,8 @@ def main(argv=None) -> None:
 
 
 def report(rows) -> None:
-    print(f"HMC, L fixed, ε from a short adaptive run, identity mass, float64")
-    print(f"ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)")
+    print("HMC, L fixed, ε from a short adaptive run, identity mass, float64")
+    print("ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)")
     print(f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<11} {'grad/s':>9} {'ratio':>6} {'x8 gain':>7} {'ESS/s':>8} {'ε':>7}")
     lookup = {(r[0], r[2], r[3]): r for r in rows}
     for name, dim, chains, label, rate, ess_rate, _, eps in rows:
