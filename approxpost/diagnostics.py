@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft, special, stats
 
-__all__ = ["ess", "ess_basic", "rhat", "mcse", "kish_ess", "psis_khat"]
+__all__ = ["ess", "ess_and_rhat", "ess_basic", "rhat", "mcse", "kish_ess", "psis_khat"]
 
 # Largest number of FFT points transformed at once: bounds memory to ~64 MB
 # of complex128 when D, n_chains and n_draws are all large.
@@ -256,10 +256,25 @@ def rhat(draws) -> float | np.ndarray:
     """
     x, scalar = _as_draws(draws)
     split = _split_chains(x)
+    return _output(_rank_rhat(split, _z_scale(split)), scalar)
+
+
+def ess_and_rhat(draws) -> tuple:
+    """``(ess(draws), rhat(draws))``, rank-normalising the split chains once for both.
+
+    The ranking is most of the cost of either (seconds for 4 × 20,000 draws
+    of 151 coordinates), so a posterior that reports both computes it once.
+    """
+    x, scalar = _as_draws(draws)
+    split = _split_chains(x)
+    z = _z_scale(split)
+    return _output(_ess_split(z), scalar), _output(_rank_rhat(split, z), scalar)
+
+
+def _rank_rhat(split: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """max(bulk, folded) split R-hat from split chains and their rank-normalised z, (D, C, N) -> (D,)."""
     folded = np.abs(split - np.median(split.reshape(split.shape[0], -1), axis=1)[:, None, None])
-    bulk = _split_rhat(_z_scale(split))
-    tail = _split_rhat(_z_scale(folded))
-    return _output(np.maximum(bulk, tail), scalar)
+    return np.maximum(_split_rhat(z), _split_rhat(_z_scale(folded)))
 
 
 def mcse(draws) -> float | np.ndarray:

@@ -212,11 +212,10 @@ class SamplePosterior(Posterior):
         draws = _float_array("draws", draws, (2, 3), "(n_chains, n_draws, D) or (n_draws, D)")
         self._draws = draws[None] if draws.ndim == 2 else draws
         super().__init__(**kwargs)
-        if self._draws.shape[1] >= _MIN_DRAWS_FOR_DIAGNOSTICS:
-            if "ess" not in self.diagnostics:
-                self.diagnostics["ess"] = _diag.ess(self._draws)
-            if "rhat" not in self.diagnostics:
-                self.diagnostics["rhat"] = _diag.rhat(self._draws)
+        missing = {"ess", "rhat"} - set(self.diagnostics)
+        if missing and self._draws.shape[1] >= _MIN_DRAWS_FOR_DIAGNOSTICS:
+            computed = dict(zip(("ess", "rhat"), _diag.ess_and_rhat(self._draws)))
+            self.diagnostics.update({key: computed[key] for key in missing})
 
     @property
     def draws(self) -> np.ndarray:

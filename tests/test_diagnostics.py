@@ -326,3 +326,12 @@ def test_khat_of_a_flat_top_with_ties_is_minus_inf():
     degenerate = np.full(1000, -np.inf)
     degenerate[:4] = [0.0, 0.0, 0.0, -1.0]
     assert psis_khat(degenerate) == np.inf
+
+
+def test_ess_and_rhat_together_equal_each_alone():
+    rng = np.random.default_rng(5)
+    draws = np.cumsum(rng.standard_normal((3, 200, 4)), axis=1) * 0.1 + rng.standard_normal((3, 200, 4))
+    together = dg.ess_and_rhat(draws)
+    np.testing.assert_array_equal(together[0], ess(draws))
+    np.testing.assert_array_equal(together[1], rhat(draws))
+    assert dg.ess_and_rhat(draws[:, :, 0]) == (ess(draws[:, :, 0]), rhat(draws[:, :, 0]))
