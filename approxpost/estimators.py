@@ -27,6 +27,7 @@ import numpy as np
 
 from . import autodiff as ad
 from ._rng import as_generator
+from ._validate import count as _check_count
 from .distributions import MeanFieldNormal, Normal
 from .models import Model, Regression
 from .nn import MLP
@@ -72,12 +73,6 @@ def _check_q(model, q) -> None:
         raise TypeError("q must hold plain arrays, not ad.Var parameters: the estimators differentiate themselves")
     if q.dim != model.dim:
         raise ValueError(f"q has dim {q.dim} (mu shape {q.mu.shape}) but the model has dim {model.dim}")
-
-
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def dsigma_drho(sigma: np.ndarray) -> np.ndarray:

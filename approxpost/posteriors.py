@@ -21,6 +21,8 @@ from scipy import linalg, special
 
 from . import diagnostics as _diag
 from ._rng import as_generator
+from ._validate import count as _check_count
+from ._validate import float_array as _float_array
 from .predictive import Predictive
 
 __all__ = ["Cost", "Predictive", "Posterior", "SamplePosterior", "WeightedPosterior", "GaussianPosterior"]
@@ -38,28 +40,6 @@ class Cost(NamedTuple):
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _float_array(name: str, value, ndims: tuple, shape_hint: str) -> np.ndarray:
-    """A finite, non-empty, read-only float64 copy of ``value``, or a ``ValueError`` naming it."""
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a numeric array of shape {shape_hint}, got {type(value).__name__}") from err
-    if array.ndim not in ndims:
-        raise ValueError(f"{name} must have shape {shape_hint}, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got non-finite values in an array of shape {array.shape}")
-    array.flags.writeable = False
-    return array
-
-
-def _check_count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _as_cost(cost) -> Cost:

@@ -14,28 +14,14 @@ import numbers
 import numpy as np
 from scipy import special
 
+from ._validate import float_array
+
 
 __all__ = ["Predictive"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_ITERATIONS = 100  # Newton needs ~5-10; bisection alone ~60
 _QUANTILE_TOL = 1e-12  # in noise sds: a last step this small means a CDF error < 4e-13
-
-
-def _as_samples(samples) -> np.ndarray:
-    """A finite, non-empty, read-only float64 (S, n, out) copy, or a ``ValueError``."""
-    try:
-        array = np.array(samples, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"samples must be a numeric array of shape (S, n, out), got {type(samples).__name__}") from err
-    if array.ndim != 3:
-        raise ValueError(f"samples must have shape (S, n, out), got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"samples must not be empty, got shape {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"samples must be finite, got non-finite values in an array of shape {array.shape}")
-    array.flags.writeable = False
-    return array
 
 
 def _mixture_lower_quantile(f: np.ndarray, sigma: float, p: float) -> np.ndarray:
@@ -84,7 +70,7 @@ class Predictive:
     """
 
     def __init__(self, samples, noise_std: float):
-        self._samples = _as_samples(samples)
+        self._samples = float_array("samples", samples, (3,), "(S, n, out)")
         positive = isinstance(noise_std, numbers.Real) and math.isfinite(noise_std) and noise_std > 0
         if isinstance(noise_std, bool) or not positive:
             raise ValueError(f"noise_std must be a positive finite number, got {noise_std!r}")
