@@ -33,48 +33,17 @@ import numpy as np
 import approxpost as ap
 from approxpost.diagnostics import ess
 from approxpost.methods.hmc import HMC
-
-LOG_2PI = np.log(2 * np.pi)
+from reference import deep_regression, hand_log_joint_and_grad
 
 
 def make_models() -> dict:
     data = ap.datasets.gap_regression(n=40, seed=0)
     small = ap.models.Regression(ap.nn.MLP([1, 50, 1]), data.x, data.y, noise_std=data.noise_std, prior_std=1.0)
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-2, 2, size=(100, 1))
-    y = np.sin(2 * x) + 0.1 * rng.standard_normal((100, 1))
-    deep = ap.models.Regression(ap.nn.MLP([1, 50, 50, 1]), x, y, noise_std=0.1, prior_std=1.0)
+    deep = deep_regression(n=100, seed=0)
     return {"MLP[1,50,1] gap N=40": small, "MLP[1,50,50,1] N=100": deep}
 
 
-# --- the hand-written reference -------------------------------------------------
-
-
-def hand_log_joint_and_grad(model, theta):
-    """log p(θ, D) and its gradient for a tanh MLP regression, θ (S, D), backpropagated by hand."""
-    net, x, y = model.net, model.x, model.y
-    s = theta.shape[0]
-    layers = [
-        (theta[:, w0:w1].reshape(s, *w_shape), theta[:, b0:b1].reshape(s, 1, -1)) for (w0, w1, w_shape), (b0, b1, _) in net.slices
-    ]
-    hidden = [x]
-    for i, (w, b) in enumerate(layers):
-        a = hidden[-1] @ w + b
-        hidden.append(np.tanh(a) if i < len(layers) - 1 else a)
-    residual = y - hidden[-1]
-    s2, n2 = model.prior_std**2, model.noise_std**2
-    log_lik = -0.5 * np.sum(residual * residual, axis=(1, 2)) / n2 - y.size * (0.5 * np.log(n2) + 0.5 * LOG_2PI)
-    log_prior = -0.5 * np.sum(theta * theta, axis=1) / s2 - model.dim * (0.5 * np.log(s2) + 0.5 * LOG_2PI)
-    grad = -theta / s2
-    delta = residual / n2  # ∂ log p(D|θ) / ∂ output
-    for i in range(len(layers) - 1, -1, -1):
-        (w0, w1, _), (b0, b1, _) = net.slices[i]
-        h = hidden[i]
-        grad[:, w0:w1] += (np.swapaxes(h, -1, -2) @ delta).reshape(s, -1)
-        grad[:, b0:b1] += delta.sum(axis=1)
-        if i > 0:
-            delta = (delta @ np.swapaxes(layers[i][0], 1, 2)) * (1.0 - h * h)
-    return log_lik + log_prior, grad
+# --- the hand-written reference (its gradient: reference.hand_log_joint_and_grad) ---
 
 
 def hand_hmc(log_joint_and_grad, position, step_size, n_leapfrog, n_iterations, seed):

@@ -20,16 +20,8 @@ import numpy as np
 import approxpost as ap
 from approxpost.methods.bbb import BayesByBackprop
 from approxpost.methods.bbvi import BBVI
+from reference import LOG_2PI, deep_regression
 
-LOG_2PI = np.log(2 * np.pi)
-
-
-def make_model(n: int = 100, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-2, 2, size=(n, 1))
-    y = np.sin(2 * x) + 0.1 * rng.standard_normal((n, 1))
-    net = ap.nn.MLP([1, 50, 50, 1], activation="tanh")
-    return ap.models.Regression(net, x, y, noise_std=0.1, prior_std=1.0)
 
 
 # --- the hand-fused references ------------------------------------------------
@@ -125,7 +117,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args(argv)
-    model = make_model()
+    model = deep_regression()
     cases = [
         ("BBB", BayesByBackprop(n_mc=1), bbb_step, 400),
         ("BBB", BayesByBackprop(n_mc=16), bbb_step, 60),
