@@ -27,6 +27,4 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
         return seed
     if seed is None or (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)):
         return np.random.default_rng(seed)
-    raise TypeError(
-        f"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}"
-    )
+    raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}")

@@ -54,14 +54,18 @@ def _parse_methods(text: str) -> list:
         return list(METHOD_NAMES)
     unknown = [name for name in names if name not in METHOD_NAMES]
     if unknown or not names:
-        raise _UsageError(f"unknown method {', '.join(map(repr, unknown)) or repr(text)}; valid: all, {', '.join(METHOD_NAMES)}")
+        raise _UsageError(
+            f"unknown method {', '.join(map(repr, unknown)) or repr(text)}; valid: all, {', '.join(METHOD_NAMES)}"
+        )
     return names
 
 
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="approxpost", description="Compare ways of approximating a Bayesian posterior.")
+    parser = argparse.ArgumentParser(
+        prog="approxpost", description="Compare ways of approximating a Bayesian posterior."
+    )
     parser.add_argument("--version", action="version", version=f"approxpost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="fit every method to a toy problem and tabulate the results")
@@ -69,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--methods", default="all", help="all, or a comma list of: " + ", ".join(METHOD_NAMES))
     compare.add_argument("--seed", type=int, default=0, help="seed for the data and every method (default: 0)")
     compare.add_argument("--out", default="results", help="folder for table.md and the figures (default: results)")
-    compare.add_argument("--budget", type=int, default=None, help="model evaluations per method (default: each method's own settings)")
+    compare.add_argument(
+        "--budget", type=int, default=None, help="model evaluations per method (default: each method's own settings)"
+    )
     compare.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -92,9 +98,19 @@ def run_compare(args) -> int:
     model = build_model(data)
     defaults = default_methods()
     methods = {METHOD_NAMES[name]: defaults[name] for name in names}
-    print(f"approxpost {ap.__version__}: {len(methods)} methods on {data.name} ({len(data.x)} points, D={model.dim}), seed {args.seed}")
+    print(
+        f"approxpost {ap.__version__}: {len(methods)} methods on {data.name} ({len(data.x)} points, D={model.dim}), seed {args.seed}"
+    )
     start = time.perf_counter()
-    result = ap.compare(model, methods, test=(data.x_test, data.y_test), seed=args.seed, budget=args.budget, progress=not args.quiet, gap=data.gap)
+    result = ap.compare(
+        model,
+        methods,
+        test=(data.x_test, data.y_test),
+        seed=args.seed,
+        budget=args.budget,
+        progress=not args.quiet,
+        gap=data.gap,
+    )
     table = result.to_markdown()
     print(table)
     os.makedirs(args.out, exist_ok=True)

@@ -10,7 +10,8 @@ quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
 from __future__ import annotations
 
 import math
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -122,7 +123,16 @@ def _quality(posterior) -> dict:
     return row
 
 
-def compare(model, methods: Mapping, test=None, seed=0, budget: int | None = None, progress: bool = False, gap=None, n_predict: int = 200) -> Comparison:
+def compare(
+    model,
+    methods: Mapping,
+    test=None,
+    seed=0,
+    budget: int | None = None,
+    progress: bool = False,
+    gap=None,
+    n_predict: int = 200,
+) -> Comparison:
     """Fit every method in ``methods`` to ``model`` and measure the results the same way.
 
     Parameters
@@ -162,7 +172,11 @@ def compare(model, methods: Mapping, test=None, seed=0, budget: int | None = Non
     for name, method in methods.items():
         method = method.with_budget(int(budget)) if budget is not None else method
         posterior = method.fit(model, seed=seed, progress=progress)
-        row = {"seconds": posterior.cost.seconds, "grad_evals": posterior.cost.grad_evals, "density_evals": posterior.cost.density_evals}
+        row = {
+            "seconds": posterior.cost.seconds,
+            "grad_evals": posterior.cost.grad_evals,
+            "density_evals": posterior.cost.density_evals,
+        }
         if test is not None and hasattr(model, "predict"):
             row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_predict, seed=seed))
         row.update(_quality(posterior))
@@ -199,8 +213,12 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
     if q is None:
         q = MeanFieldNormal.from_std(model.init(rng, 1)[0], np.full(model.dim, 0.1))
     candidates = {
-        "score function": lambda m, q, n_mc, seed: estimators.score_function_grad(m, q, n_mc=n_mc, seed=seed, control_variate=False),
-        "score function + control variate": lambda m, q, n_mc, seed: estimators.score_function_grad(m, q, n_mc=n_mc, seed=seed, control_variate=True),
+        "score function": lambda m, q, n_mc, seed: estimators.score_function_grad(
+            m, q, n_mc=n_mc, seed=seed, control_variate=False
+        ),
+        "score function + control variate": lambda m, q, n_mc, seed: estimators.score_function_grad(
+            m, q, n_mc=n_mc, seed=seed, control_variate=True
+        ),
         "reparameterisation": estimators.reparam_grad,
     }
     if hasattr(model, "net") and hasattr(model.net, "layer_sizes"):
@@ -212,6 +230,8 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
             if "control variate" in name and n_mc < 2:
                 totals.append(np.nan)  # the leave-one-out baseline needs two draws
                 continue
-            totals.append(estimators.grad_variance(estimator, model, q, n_mc=n_mc, n_repeats=n_repeats, seed=rng).total_variance)
+            totals.append(
+                estimators.grad_variance(estimator, model, q, n_mc=n_mc, n_repeats=n_repeats, seed=rng).total_variance
+            )
         curves[name] = np.asarray(totals, dtype=np.float64)
     return curves

@@ -50,9 +50,7 @@ def _as_draws(draws) -> tuple[np.ndarray, bool]:
     except (TypeError, ValueError) as err:
         raise ValueError(f"draws must be a numeric array, got {type(draws).__name__}: {err}") from err
     if x.ndim not in (2, 3):
-        raise ValueError(
-            f"draws must have shape (n_chains, n_draws) or (n_chains, n_draws, D), got shape {x.shape}"
-        )
+        raise ValueError(f"draws must have shape (n_chains, n_draws) or (n_chains, n_draws, D), got shape {x.shape}")
     if x.shape[0] < 1 or (x.ndim == 3 and x.shape[2] < 1):
         raise ValueError(f"draws must hold at least one chain and one coordinate, got shape {x.shape}")
     if x.shape[1] < _MIN_DRAWS:

@@ -46,7 +46,9 @@ class Normal:
         _check_finite("loc", loc)
         _check_finite("scale", scale)
         if np.any(_value(scale) <= 0):
-            raise ValueError(f"scale must be positive, got min {np.min(_value(scale))} in shape {np.shape(_value(scale))}")
+            raise ValueError(
+                f"scale must be positive, got min {np.min(_value(scale))} in shape {np.shape(_value(scale))}"
+            )
         self.loc, self.scale = loc, scale
 
     @property
@@ -84,7 +86,7 @@ class Normal:
         """H = Σ log scale + D/2 log(2πe)."""
         return ad.sum(ad.log(self.scale)) + 0.5 * self.dim * (_LOG_2PI + 1.0)
 
-    def kl(self, other: "Normal"):
+    def kl(self, other: Normal):
         """KL(self ‖ other) between diagonal Gaussians (analytic)."""
         return kl(self, other)
 
@@ -110,14 +112,16 @@ class MeanFieldNormal(Normal):
         mu_value = np.atleast_1d(_value(mu))
         rho_value = np.atleast_1d(_value(rho))
         if mu_value.shape != rho_value.shape or mu_value.ndim != 1:
-            raise ValueError(f"mu and rho must be 1-D of equal shape, got mu {mu_value.shape} and rho {rho_value.shape}")
+            raise ValueError(
+                f"mu and rho must be 1-D of equal shape, got mu {mu_value.shape} and rho {rho_value.shape}"
+            )
         _check_finite("rho", rho)
         self.mu = mu if isinstance(mu, ad.Var) else mu_value
         self.rho = rho if isinstance(rho, ad.Var) else rho_value
         super().__init__(self.mu, ad.softplus(self.rho))
 
     @classmethod
-    def from_std(cls, mu, std) -> "MeanFieldNormal":
+    def from_std(cls, mu, std) -> MeanFieldNormal:
         """The q with σ = ``std``: ρ = log(e^σ − 1), computed stably."""
         std = np.asarray(std, dtype=np.float64)
         if np.any(std <= 0):

@@ -21,7 +21,8 @@ measures an estimator's spread by calling it many times.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,9 +34,20 @@ from .models import Model, Regression
 from .nn import MLP
 
 __all__ = [
-    "VIGrad", "GradVariance", "elbo", "elbo_terms", "score_function_grad", "score_terms", "reparam_grad",
-    "local_reparam_grad", "local_reparam_log_likelihood", "local_reparam_log_likelihood_grad",
-    "check_local_reparam_model", "normal_kl_grad", "dsigma_drho", "grad_variance",
+    "VIGrad",
+    "GradVariance",
+    "elbo",
+    "elbo_terms",
+    "score_function_grad",
+    "score_terms",
+    "reparam_grad",
+    "local_reparam_grad",
+    "local_reparam_log_likelihood",
+    "local_reparam_log_likelihood_grad",
+    "check_local_reparam_model",
+    "normal_kl_grad",
+    "dsigma_drho",
+    "grad_variance",
 ]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -176,7 +188,9 @@ def score_terms(model: Model, q: MeanFieldNormal, rng: np.random.Generator, n_mc
     return _split(flat, q.dim), f
 
 
-def score_function_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None, control_variate: bool = False) -> VIGrad:
+def score_function_grad(
+    model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None, control_variate: bool = False
+) -> VIGrad:
     """Score-function (REINFORCE) estimate of ∇_(μ,ρ) ELBO, from log-density values alone.
 
     Parameters
@@ -347,10 +361,14 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
     return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
 
 
-def local_reparam_log_likelihood_grad(model: Regression, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None) -> tuple:
+def local_reparam_log_likelihood_grad(
+    model: Regression, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
+) -> tuple:
     """``(estimate, ∂/∂μ, ∂/∂σ)`` of :func:`local_reparam_log_likelihood` at q = N(μ, diag σ²), one backward pass."""
     lam = np.stack([mu, sigma])  # one leaf holding the rows μ and σ
-    value, pullback = ad.vjp(lambda lam: local_reparam_log_likelihood(model, Normal(lam[0], lam[1]), rng, n_mc, idx), lam)
+    value, pullback = ad.vjp(
+        lambda lam: local_reparam_log_likelihood(model, Normal(lam[0], lam[1]), rng, n_mc, idx), lam
+    )
     grad = pullback(1.0)
     return float(value), grad[0], grad[1]
 
@@ -397,7 +415,9 @@ def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, se
 # --- measuring an estimator ---------------------------------------------------
 
 
-def grad_variance(estimator: Callable, model: Model, q: MeanFieldNormal, n_mc: int = 16, n_repeats: int = 200, seed: Seed = 0) -> GradVariance:
+def grad_variance(
+    estimator: Callable, model: Model, q: MeanFieldNormal, n_mc: int = 16, n_repeats: int = 200, seed: Seed = 0
+) -> GradVariance:
     """Per-coordinate mean and variance of a gradient estimator over ``n_repeats`` independent calls.
 
     Parameters

@@ -55,7 +55,9 @@ def _jsonable(value, where: str):
         return {_FLOAT_TAG: repr(value)}
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise TypeError(f"{where} is a {type(value).__name__}, which cannot be saved (numbers, strings, lists, dicts and arrays can)")
+    raise TypeError(
+        f"{where} is a {type(value).__name__}, which cannot be saved (numbers, strings, lists, dicts and arrays can)"
+    )
 
 
 def _untag(obj: dict):
@@ -164,7 +166,9 @@ def _read_metadata(raw, path: str) -> dict:
     if raw is None:
         raise ValueError(f"{path!r} has no approxpost metadata: it was not written by approxpost.save")
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise ValueError(f"{path!r} has malformed metadata: expected uint8 bytes, got dtype {raw.dtype} and shape {raw.shape}")
+        raise ValueError(
+            f"{path!r} has malformed metadata: expected uint8 bytes, got dtype {raw.dtype} and shape {raw.shape}"
+        )
     try:
         metadata = json.loads(raw.tobytes().decode("utf-8"), object_hook=_untag)
     except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
@@ -173,7 +177,9 @@ def _read_metadata(raw, path: str) -> dict:
         raise ValueError(f"{path!r} is not an approxpost posterior file (format marker {FORMAT!r} missing)")
     version = metadata.get("format_version")
     if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise ValueError(f"{path!r} has format version {version!r}; this approxpost reads versions 1 to {FORMAT_VERSION}")
+        raise ValueError(
+            f"{path!r} has format version {version!r}; this approxpost reads versions 1 to {FORMAT_VERSION}"
+        )
     if metadata.get("kind") not in _KINDS:
         raise ValueError(f"{path!r} holds kind {metadata.get('kind')!r}; approxpost knows {', '.join(_KINDS)}")
     for field in ("settings", "diagnostics", "cost"):
@@ -212,9 +218,9 @@ def load(path: str | os.PathLike, model=None) -> Posterior:
     own, history, diagnostics = {}, {}, dict(metadata["diagnostics"])
     for name, value in arrays.items():
         if name.startswith(_HISTORY):
-            history[name[len(_HISTORY):]] = value
+            history[name[len(_HISTORY) :]] = value
         elif name.startswith(_DIAGNOSTICS):
-            diagnostics[name[len(_DIAGNOSTICS):]] = value
+            diagnostics[name[len(_DIAGNOSTICS) :]] = value
         elif name in names:
             own[name] = value
         else:

@@ -26,7 +26,9 @@ def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
     if array.ndim != 2 or array.shape[0] == 0:
         raise ValueError(f"{name} must be a non-empty 1-D or 2-D array, got shape {array.shape}")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} non-finite values in shape {array.shape}")
+        raise ValueError(
+            f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} non-finite values in shape {array.shape}"
+        )
     if n_rows is not None and array.shape[0] != n_rows:
         raise ValueError(f"{name} has {array.shape[0]} rows but x has {n_rows}: x and y must have the same length")
     return array
@@ -71,7 +73,9 @@ class Model:
         """θ as a float64 (D,) or (S, D) array, or a ``ValueError`` naming the shapes."""
         theta = np.asarray(theta, dtype=np.float64)
         if theta.ndim not in (1, 2) or theta.shape[-1] != self.dim:
-            raise ValueError(f"theta has shape {theta.shape} but {type(self).__name__} has dim={self.dim}: expected ({self.dim},) or (S, {self.dim})")
+            raise ValueError(
+                f"theta has shape {theta.shape} but {type(self).__name__} has dim={self.dim}: expected ({self.dim},) or (S, {self.dim})"
+            )
         return theta
 
     def log_joint(self, theta, idx=None):
@@ -141,9 +145,13 @@ class Regression(Model):
         self.x = as_2d_data("x", x)
         self.y = as_2d_data("y", y, n_rows=self.x.shape[0])
         if hasattr(net, "n_inputs") and self.x.shape[1] != net.n_inputs:
-            raise ValueError(f"x has {self.x.shape[1]} columns (shape {self.x.shape}) but the network takes {net.n_inputs} inputs")
+            raise ValueError(
+                f"x has {self.x.shape[1]} columns (shape {self.x.shape}) but the network takes {net.n_inputs} inputs"
+            )
         if hasattr(net, "n_outputs") and self.y.shape[1] != net.n_outputs:
-            raise ValueError(f"y has {self.y.shape[1]} columns (shape {self.y.shape}) but the network has {net.n_outputs} outputs")
+            raise ValueError(
+                f"y has {self.y.shape[1]} columns (shape {self.y.shape}) but the network has {net.n_outputs} outputs"
+            )
         self.noise_std = _positive("noise_std", noise_std)
         self.prior_std = _positive("prior_std", prior_std)
         self.dim = int(net.dim)
@@ -151,7 +159,9 @@ class Regression(Model):
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
-        return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (np.log(self.prior_std) + 0.5 * _LOG_2PI)
+        return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (
+            np.log(self.prior_std) + 0.5 * _LOG_2PI
+        )
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""

@@ -7,7 +7,7 @@ its weight matrices out of θ and run the forward pass, for one θ of shape
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

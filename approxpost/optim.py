@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,7 +27,12 @@ __all__ = ["Adam", "AdamState", "SGD", "SGDState"]
 
 def _check_rate(name: str, value, upper: float | None = None) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number > 0 (and < ``upper`` when given)."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    ok = (
+        isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
     if ok and upper is not None:
         ok = value < upper
     if not ok:

@@ -152,7 +152,9 @@ class Posterior:
             From ``model.predict(theta, x)`` (S, n, out) and ``model.noise_std``.
         """
         if self.model is None:
-            raise ValueError("predict needs a model, but this posterior has model=None: pass model= (e.g. to approxpost.load)")
+            raise ValueError(
+                "predict needs a model, but this posterior has model=None: pass model= (e.g. to approxpost.load)"
+            )
         if not callable(getattr(self.model, "predict", None)):
             raise ValueError(f"predict needs a model with predict(theta, x); {type(self.model).__name__} has none")
         noise_std = getattr(self.model, "noise_std", None)
@@ -269,11 +271,15 @@ class WeightedPosterior(Posterior):
         try:
             log_weights = np.array(log_weights, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"log_weights must be a numeric array of shape ({n},), got {type(log_weights).__name__}") from err
+            raise ValueError(
+                f"log_weights must be a numeric array of shape ({n},), got {type(log_weights).__name__}"
+            ) from err
         if log_weights.shape != (n,):
             raise ValueError(f"log_weights has shape {log_weights.shape} but particles has {n} rows: expected ({n},)")
         if np.any(np.isnan(log_weights)) or np.any(log_weights == np.inf) or np.all(log_weights == -np.inf):
-            raise ValueError(f"log_weights must be -inf or finite, not NaN or +inf, and not all -inf (shape {log_weights.shape})")
+            raise ValueError(
+                f"log_weights must be -inf or finite, not NaN or +inf, and not all -inf (shape {log_weights.shape})"
+            )
         log_weights.flags.writeable = False
         self._log_weights = log_weights
         super().__init__(**kwargs)
@@ -373,11 +379,15 @@ class GaussianPosterior(Posterior):
                 )
             asymmetry = np.max(np.abs(self._cov - self._cov.T))
             if asymmetry > 1e-10 * np.max(np.abs(self._cov)):
-                raise ValueError(f"cov must be symmetric, got max |cov - cov.T| = {asymmetry:.3g} (shape {self._cov.shape})")
+                raise ValueError(
+                    f"cov must be symmetric, got max |cov - cov.T| = {asymmetry:.3g} (shape {self._cov.shape})"
+                )
             try:
                 self._chol = np.linalg.cholesky(self._cov)
             except np.linalg.LinAlgError as err:
-                raise ValueError(f"cov must be positive definite, got a ({dim}, {dim}) matrix without a Cholesky factor") from err
+                raise ValueError(
+                    f"cov must be positive definite, got a ({dim}, {dim}) matrix without a Cholesky factor"
+                ) from err
             self._std = np.sqrt(np.diag(self._cov))
             self._std.flags.writeable = False
             self._log_det_half = float(np.sum(np.log(np.diag(self._chol))))
@@ -414,7 +424,9 @@ class GaussianPosterior(Posterior):
         theta = np.asarray(theta, dtype=np.float64)
         dim = self.dim
         if theta.ndim not in (1, 2) or theta.shape[-1] != dim:
-            raise ValueError(f"theta has shape {theta.shape} but the posterior has dim={dim}: expected ({dim},) or (S, {dim})")
+            raise ValueError(
+                f"theta has shape {theta.shape} but the posterior has dim={dim}: expected ({dim},) or (S, {dim})"
+            )
         if not np.all(np.isfinite(theta)):
             raise ValueError(f"theta must be finite, got non-finite values in an array of shape {theta.shape}")
         deviation = theta - self._mean

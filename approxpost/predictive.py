@@ -16,7 +16,6 @@ from scipy import special
 
 from ._validate import float_array
 
-
 __all__ = ["Predictive"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -155,5 +154,3 @@ class Predictive:
 
     def __repr__(self) -> str:
         return f"Predictive(samples shape={self._samples.shape}, noise_std={self.noise_std})"
-
-

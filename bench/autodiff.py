@@ -13,7 +13,6 @@ import argparse
 import timeit
 
 import numpy as np
-
 from reference import deep_regression, hand_log_joint_and_grad
 
 

@@ -30,7 +30,8 @@ def hand_log_joint_and_grad(model, theta):
     net, x, y = model.net, model.x, model.y
     s = theta.shape[0]
     layers = [
-        (theta[:, w0:w1].reshape(s, *w_shape), theta[:, b0:b1].reshape(s, 1, -1)) for (w0, w1, w_shape), (b0, b1, _) in net.slices
+        (theta[:, w0:w1].reshape(s, *w_shape), theta[:, b0:b1].reshape(s, 1, -1))
+        for (w0, w1, w_shape), (b0, b1, _) in net.slices
     ]
     hidden = [x]
     for i, (w, b) in enumerate(layers):

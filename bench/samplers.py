@@ -29,11 +29,11 @@ import argparse
 import time
 
 import numpy as np
+from reference import deep_regression, hand_log_joint_and_grad
 
 import approxpost as ap
 from approxpost.diagnostics import ess
 from approxpost.methods.hmc import HMC
-from reference import deep_regression, hand_log_joint_and_grad
 
 
 def make_models() -> dict:
@@ -72,8 +72,15 @@ def hand_hmc(log_joint_and_grad, position, step_size, n_leapfrog, n_iterations, 
 
 
 def fixed_hmc(start, step_size, n_leapfrog, n_iterations) -> HMC:
-    return HMC(step_size=step_size, n_leapfrog=n_leapfrog, n_samples=n_iterations, n_warmup=0, n_chains=start.shape[0],
-               adapt_step_size=False, step_size_jitter=0.0)
+    return HMC(
+        step_size=step_size,
+        n_leapfrog=n_leapfrog,
+        n_samples=n_iterations,
+        n_warmup=0,
+        n_chains=start.shape[0],
+        adapt_step_size=False,
+        step_size_jitter=0.0,
+    )
 
 
 def library_fit(model, start, step_size, n_leapfrog, n_iterations, seed):
@@ -110,7 +117,9 @@ def check_agreement(model, start, step_size, n_leapfrog):
     theta = start[:2]
     lj_ad, g_ad = model.log_joint_and_grad(theta)
     lj_hand, g_hand = hand_log_joint_and_grad(model, theta)
-    assert np.allclose(lj_ad, lj_hand, rtol=1e-10) and np.allclose(g_ad, g_hand, rtol=1e-8, atol=1e-8), "hand gradient is wrong"
+    assert np.allclose(lj_ad, lj_hand, rtol=1e-10) and np.allclose(g_ad, g_hand, rtol=1e-8, atol=1e-8), (
+        "hand gradient is wrong"
+    )
     traces = [
         library_fit(model, start, step_size, n_leapfrog, 5, seed=1),
         library_steps(model, start, step_size, n_leapfrog, 5, seed=1),
@@ -137,7 +146,9 @@ def main(argv=None) -> None:
                 "ap fit": lambda: library_fit(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap step": lambda: library_steps(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "hand+ad": lambda: hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, n_iter, seed=2),
-                "hand": lambda: hand_hmc(lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, n_iter, seed=2),
+                "hand": lambda: hand_hmc(
+                    lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, n_iter, seed=2
+                ),
             }
             grads = n_chains * n_leapfrog * n_iter
             best = {label: np.inf for label in runs}
@@ -148,19 +159,27 @@ def main(argv=None) -> None:
             # every run draws the same chains, so one ESS serves them all
             chain_ess = float(ess(trace.T))
             for label, seconds in best.items():
-                rows.append((name, model.dim, n_chains, label, grads / seconds, chain_ess / seconds, seconds, step_size))
+                rows.append(
+                    (name, model.dim, n_chains, label, grads / seconds, chain_ess / seconds, seconds, step_size)
+                )
     report(rows)
 
 
 def report(rows) -> None:
     print("HMC, L fixed, ε from a short adaptive run, identity mass, float64")
-    print("ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)")
-    print(f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<11} {'grad/s':>9} {'ratio':>6} {'x8 gain':>7} {'ESS/s':>8} {'ε':>7}")
+    print(
+        "ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)"
+    )
+    print(
+        f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<11} {'grad/s':>9} {'ratio':>6} {'x8 gain':>7} {'ESS/s':>8} {'ε':>7}"
+    )
     lookup = {(r[0], r[2], r[3]): r for r in rows}
     for name, dim, chains, label, rate, ess_rate, _, eps in rows:
         ratio = lookup[(name, chains, "hand")][4] / rate
         gain = f"{rate / lookup[(name, 1, label)][4]:>7.2f}" if chains == 8 else f"{'':>7}"
-        print(f"{name:<22} {dim:>5} {chains:>6} {label:<11} {rate:>9.0f} {ratio:>6.2f} {gain} {ess_rate:>8.1f} {eps:>7.4f}")
+        print(
+            f"{name:<22} {dim:>5} {chains:>6} {label:<11} {rate:>9.0f} {ratio:>6.2f} {gain} {ess_rate:>8.1f} {eps:>7.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ import argparse
 import timeit
 
 import numpy as np
+from reference import LOG_2PI, deep_regression
 
 import approxpost as ap
 from approxpost.methods.bbb import BayesByBackprop
 from approxpost.methods.bbvi import BBVI
-from reference import LOG_2PI, deep_regression
-
-
 
 # --- the hand-fused references ------------------------------------------------
 
@@ -51,7 +49,11 @@ def log_lik_grad(model, theta):
     df = (y - f) / model.noise_std**2
     dh2 = (df @ np.swapaxes(w3, 1, 2)) * (1 - h2 * h2)
     dh1 = (dh2 @ np.swapaxes(w2, 1, 2)) * (1 - h1 * h1)
-    pieces = [(x.T @ dh1, dh1.sum(axis=1)), (np.swapaxes(h1, 1, 2) @ dh2, dh2.sum(axis=1)), (np.swapaxes(h2, 1, 2) @ df, df.sum(axis=1))]
+    pieces = [
+        (x.T @ dh1, dh1.sum(axis=1)),
+        (np.swapaxes(h1, 1, 2) @ dh2, dh2.sum(axis=1)),
+        (np.swapaxes(h2, 1, 2) @ df, df.sum(axis=1)),
+    ]
     grad = np.empty_like(theta)
     for ((p0, p1, _), (q0, q1, _)), (gw, gb) in zip(net.slices, pieces):
         grad[:, p0:p1] = gw.reshape(theta.shape[0], -1)
@@ -97,7 +99,12 @@ def bbvi_step(model, mu, rho, adam_state, rng, n_mc, lr):
     """One BBVI step by hand: score-function gradient with the leave-one-out baseline, Adam."""
     eps = rng.standard_normal((n_mc, mu.size))
     sigma = np.logaddexp(0.0, rho)
-    f = log_joint(model, mu + sigma * eps) + 0.5 * np.sum(eps * eps, axis=1) + np.sum(np.log(sigma)) + 0.5 * mu.size * LOG_2PI
+    f = (
+        log_joint(model, mu + sigma * eps)
+        + 0.5 * np.sum(eps * eps, axis=1)
+        + np.sum(np.log(sigma))
+        + 0.5 * mu.size * LOG_2PI
+    )
     h = np.concatenate([eps / sigma, (eps * eps - 1.0) / (sigma * (1.0 + np.exp(-rho)))], axis=1)
     h2 = h * h
     fh2 = f[:, None] * h2
@@ -131,11 +138,15 @@ def main(argv=None) -> None:
         args_ref = (model, state.mu, state.rho, hand_state)
         ours, _ = method.step(model, state, np.random.default_rng(1))
         (mu, rho), _ = reference(*args_ref, np.random.default_rng(1), method.n_mc, method.learning_rate)
-        assert np.allclose(ours.mu, mu, rtol=1e-9, atol=1e-12) and np.allclose(ours.rho, rho, rtol=1e-9, atol=1e-12), f"{name}: the two steps disagree"
+        assert np.allclose(ours.mu, mu, rtol=1e-9, atol=1e-12) and np.allclose(ours.rho, rho, rtol=1e-9, atol=1e-12), (
+            f"{name}: the two steps disagree"
+        )
         rng_ours, rng_ref = np.random.default_rng(2), np.random.default_rng(2)
         ref_t = ours_t = np.inf
         for _ in range(args.repeats):  # interleaved so drift hits both alike
-            ref_t = min(ref_t, best_time(lambda: reference(*args_ref, rng_ref, method.n_mc, method.learning_rate), number))
+            ref_t = min(
+                ref_t, best_time(lambda: reference(*args_ref, rng_ref, method.n_mc, method.learning_rate), number)
+            )
             ours_t = min(ours_t, best_time(lambda: method.step(model, state, rng_ours), number))
         print(f"{name:<6} {method.n_mc:>4} {ref_t * 1e6:>10.0f}µs {ours_t * 1e6:>10.0f}µs {ours_t / ref_t:>7.2f}")
     breakdown(model, args.repeats)
@@ -148,17 +159,43 @@ def breakdown(model, repeats: int) -> None:
     theta, rng = state.mu[None], np.random.default_rng(3)
     sigma = ap.autodiff.softplus(state.rho)
     pieces = [
-        ("∇θ log p(D|θ)", lambda: ap.autodiff.vjp(lambda t: ap.autodiff.mean(model.log_likelihood(t)), theta)[1](-1.0), lambda: log_lik_grad(model, theta)),
-        ("Adam update", lambda: method.optimizer.update((state.mu, state.rho), (state.mu, state.rho), state.opt_state),
-         lambda: adam((state.mu, state.rho), (state.mu, state.rho), (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2), 1e-2)),
+        (
+            "∇θ log p(D|θ)",
+            lambda: ap.autodiff.vjp(lambda t: ap.autodiff.mean(model.log_likelihood(t)), theta)[1](-1.0),
+            lambda: log_lik_grad(model, theta),
+        ),
+        (
+            "Adam update",
+            lambda: method.optimizer.update((state.mu, state.rho), (state.mu, state.rho), state.opt_state),
+            lambda: adam(
+                (state.mu, state.rho),
+                (state.mu, state.rho),
+                (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2),
+                1e-2,
+            ),
+        ),
         ("model.prior_distribution()", model.prior_distribution, None),
-        ("KL value + gradient", lambda: ap.estimators.normal_kl_grad(state.mu, sigma, model.prior_distribution()), None),
-        ("whole step", lambda: method.step(model, state, rng), lambda: bbb_step(model, state.mu, state.rho, (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2), rng, 1, 1e-2)),
+        (
+            "KL value + gradient",
+            lambda: ap.estimators.normal_kl_grad(state.mu, sigma, model.prior_distribution()),
+            None,
+        ),
+        (
+            "whole step",
+            lambda: method.step(model, state, rng),
+            lambda: bbb_step(
+                model, state.mu, state.rho, (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2), rng, 1, 1e-2
+            ),
+        ),
     ]
     print(f"\nBBB n_mc=1, piece by piece: {'hand-fused':>12} {'approxpost':>12}")
     for label, ours, reference in pieces:
         ours_t = min(best_time(ours, 300) for _ in range(repeats))
-        ref = f"{min(best_time(reference, 300) for _ in range(repeats)) * 1e6:>10.0f}µs" if reference is not None else f"{'—':>12}"
+        ref = (
+            f"{min(best_time(reference, 300) for _ in range(repeats)) * 1e6:>10.0f}µs"
+            if reference is not None
+            else f"{'—':>12}"
+        )
         print(f"  {label:<27} {ref} {ours_t * 1e6:>10.0f}µs")
 
 

@@ -34,8 +34,9 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOCS / "_ext"))
 
-import approxpost  # noqa: E402
 from approxpost_docs import copy_notebooks  # noqa: E402
+
+import approxpost  # noqa: E402
 
 _log = logging.getLogger("approxpost.docs")
 
@@ -115,7 +116,9 @@ _executed = os.environ.get("APPROXPOST_EXECUTED_NOTEBOOKS")
 if _executed and not Path(_executed).is_dir():
     _log.info(f"APPROXPOST_EXECUTED_NOTEBOOKS={_executed} is not a folder; rendering the source notebooks")
     _executed = None
-_n_notebooks, _n_executed = copy_notebooks(ROOT / "notebooks", DOCS / "tutorials", Path(_executed) if _executed else None)
+_n_notebooks, _n_executed = copy_notebooks(
+    ROOT / "notebooks", DOCS / "tutorials", Path(_executed) if _executed else None
+)
 _log.info(f"tutorials: {_n_notebooks} notebooks, {_n_executed} from executed copies")
 
 # Patterns end in ".*": Sphinx matches a toctree entry against them with its

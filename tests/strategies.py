@@ -16,9 +16,18 @@ from hypothesis.extra import numpy as hnp
 from approxpost import autodiff as ad
 
 __all__ = [
-    "shapes", "broadcastable_shapes", "matmul_shapes", "reduction_axes",
-    "finite_arrays", "positive_arrays", "nonzero_arrays", "arrays_for",
-    "UNARY_TREE_OPS", "BINARY_TREE_OPS", "expressions", "evaluate",
+    "shapes",
+    "broadcastable_shapes",
+    "matmul_shapes",
+    "reduction_axes",
+    "finite_arrays",
+    "positive_arrays",
+    "nonzero_arrays",
+    "arrays_for",
+    "UNARY_TREE_OPS",
+    "BINARY_TREE_OPS",
+    "expressions",
+    "evaluate",
 ]
 
 MAX_SIDE = 4
@@ -31,9 +40,9 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: in
 
 def broadcastable_shapes(max_dims: int = 3):
     """Pairs of shapes that broadcast together, including length-one axes and missing leading axes."""
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=max_dims, min_side=1, max_side=MAX_SIDE).map(
-        lambda bs: bs.input_shapes
-    )
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=2, min_dims=0, max_dims=max_dims, min_side=1, max_side=MAX_SIDE
+    ).map(lambda bs: bs.input_shapes)
 
 
 @st.composite
@@ -151,7 +160,10 @@ BINARY_TREE_OPS = {
     "mul": (lambda u, v: u * v, np.multiply),
     "div": (lambda u, v: u / (1.0 + v * v), lambda u, v: u / (1.0 + v * v)),
     "times_sum": (lambda u, v: u * ad.sum(ad.tanh(v)), lambda u, v: u * np.sum(np.tanh(v))),
-    "plus_lse": (lambda u, v: u + ad.logsumexp(v, axis=1, keepdims=True), lambda u, v: u + _np_logsumexp(v, axis=1, keepdims=True)),
+    "plus_lse": (
+        lambda u, v: u + ad.logsumexp(v, axis=1, keepdims=True),
+        lambda u, v: u + _np_logsumexp(v, axis=1, keepdims=True),
+    ),
     "where": (lambda u, v: ad.where(_checkerboard(u), u, v), lambda u, v: np.where(_checkerboard(u), u, v)),
     "square_matmul": (  # u (n, m) scaled row-wise by the first column of the (n, n) Gram matrix of tanh(v)
         lambda u, v: u * ad.matmul(ad.tanh(v), ad.swapaxes(ad.tanh(v), 0, 1))[:, :1],

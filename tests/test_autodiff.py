@@ -14,8 +14,6 @@ import scipy.special
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from approxpost import autodiff as ad
 from strategies import (
     arrays_for,
     broadcastable_shapes,
@@ -27,6 +25,8 @@ from strategies import (
     reduction_axes,
     shapes,
 )
+
+from approxpost import autodiff as ad
 
 GRAD_TOL = 1e-6
 VALUE_RTOL = 1e-12
@@ -131,7 +131,13 @@ def test_binary_op(name, data):
 
 def test_reflected_operators_with_numpy_scalars():
     x = ad.Var(np.array([0.5, 2.0]))
-    for result in (np.float64(2.0) + x, np.float64(2.0) * x, np.float64(2.0) - x, np.float64(2.0) / x, np.float64(2.0) ** x):
+    for result in (
+        np.float64(2.0) + x,
+        np.float64(2.0) * x,
+        np.float64(2.0) - x,
+        np.float64(2.0) / x,
+        np.float64(2.0) ** x,
+    ):
         assert isinstance(result, ad.Var)
     assert_same_value(np.float64(2.0) - x, [1.5, 0.0])
     assert_same_value(np.float64(2.0) ** x, 2.0 ** np.array([0.5, 2.0]))
@@ -141,7 +147,8 @@ def test_reflected_operators_with_numpy_scalars():
 @given(data=st.data())
 def test_where(data):
     shapes_ = data.draw(
-        hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4).map(lambda bs: bs.input_shapes), label="shapes"
+        hnp.mutually_broadcastable_shapes(num_shapes=3, max_dims=3, max_side=4).map(lambda bs: bs.input_shapes),
+        label="shapes",
     )
     cond = data.draw(hnp.arrays(bool, shapes_[0]), label="cond")
     a = data.draw(finite_arrays(shapes_[1]), label="a")
@@ -211,6 +218,7 @@ def test_affine_matches_matmul_plus_bias(data):
 
 
 # --- reductions ----------------------------------------------------------------------
+
 
 def scipy_logsumexp(x, axis=None, keepdims=False):
     # scipy gives a 0-d input with keepdims the shape (1,); NumPy's reductions (and ad's) give ()
@@ -311,7 +319,10 @@ def test_getitem_basic(data):
 def test_getitem_fancy(data):
     shape = data.draw(shapes(min_dims=1), label="shape")
     x = data.draw(finite_arrays(shape), label="x")
-    index = data.draw(hnp.integer_array_indices(shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)), label="index")
+    index = data.draw(
+        hnp.integer_array_indices(shape, result_shape=hnp.array_shapes(min_dims=1, max_dims=2, max_side=5)),
+        label="index",
+    )
     assert_same_value(ad.getitem(ad.Var(x), index), x[index])
     assert_grad_ok(lambda t: t[index], x)
     # fancy indices mixed with a slice in front
@@ -527,7 +538,18 @@ def test_vjp_of_a_batched_function_gives_every_row_its_own_gradient():
 
 @pytest.mark.parametrize(
     "op",
-    [ad.exp, ad.log, ad.tanh, ad.softplus, ad.sum, ad.logsumexp, ad.log_softmax, lambda x: ad.add(x, 1.0), lambda x: ad.matmul(x, x), lambda x: ad.getitem(x, 0)],
+    [
+        ad.exp,
+        ad.log,
+        ad.tanh,
+        ad.softplus,
+        ad.sum,
+        ad.logsumexp,
+        ad.log_softmax,
+        lambda x: ad.add(x, 1.0),
+        lambda x: ad.matmul(x, x),
+        lambda x: ad.getitem(x, 0),
+    ],
 )
 def test_ops_on_plain_arrays_return_plain_arrays(op):
     assert not isinstance(op(np.array([0.5, 2.0])), ad.Var)

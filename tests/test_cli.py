@@ -11,7 +11,22 @@ from approxpost.cli import main
 
 def test_compare_writes_the_table_and_figures(tmp_path, capsys):
     out = tmp_path / "results"
-    code = main(["compare", "--dataset", "gap", "--methods", "hmc,bbb", "--seed", "0", "--out", str(out), "--budget", "2000", "--quiet"])
+    code = main(
+        [
+            "compare",
+            "--dataset",
+            "gap",
+            "--methods",
+            "hmc,bbb",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--budget",
+            "2000",
+            "--quiet",
+        ]
+    )
     assert code == 0
     for name in ("table.md", "bands.png", "grad_variance.png"):
         assert (out / name).stat().st_size > 0
@@ -34,6 +49,8 @@ def test_unknown_names_exit_2_with_one_line(argv, message, capsys, tmp_path):
 
 
 def test_version_via_python_m():
-    result = subprocess.run([sys.executable, "-m", "approxpost", "--version"], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "approxpost", "--version"], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0
     assert result.stdout.strip() == f"approxpost {ap.__version__}"

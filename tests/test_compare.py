@@ -85,7 +85,13 @@ def test_gradient_variance_curves_order_the_estimators():
     data = ap.datasets.gap_regression(n=20, seed=0)
     model = ap.models.Regression(ap.nn.MLP([1, 10, 1]), data.x, data.y, noise_std=data.noise_std)
     curves = ap.gradient_variance_curves(model, n_mcs=(2, 8), n_repeats=30, seed=0)
-    assert set(curves) == {"n_mc", "score function", "score function + control variate", "reparameterisation", "local reparameterisation"}
+    assert set(curves) == {
+        "n_mc",
+        "score function",
+        "score function + control variate",
+        "reparameterisation",
+        "local reparameterisation",
+    }
     # the teaching point, with orders of magnitude to spare: score function >> reparameterisation
     assert np.all(curves["score function"] > 100 * curves["reparameterisation"])
     # and more draws mean less variance (roughly 1/n_mc: a factor 4 here)

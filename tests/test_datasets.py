@@ -103,5 +103,7 @@ def test_none_gives_fresh_entropy():
 
 @pytest.mark.parametrize("seed", [True, False, 1.0, 0.5, "0", [0], np.float64(1.0), np.random.RandomState(0)])
 def test_other_seeds_are_a_type_error(seed):
-    with pytest.raises(TypeError, match=rf"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}"):
+    with pytest.raises(
+        TypeError, match=rf"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}"
+    ):
         as_generator(seed)

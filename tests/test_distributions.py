@@ -90,7 +90,13 @@ def closed_form_kl(mean_p, cov_p, mean_q, cov_q):
     """½[tr(Σ_q⁻¹Σ_p) + (m_q − m_p)ᵀΣ_q⁻¹(m_q − m_p) − D + log|Σ_q| − log|Σ_p|], with explicit inverses."""
     inv_q = np.linalg.inv(cov_q)
     diff = mean_q - mean_p
-    return 0.5 * (np.trace(inv_q @ cov_p) + diff @ inv_q @ diff - len(mean_p) + np.linalg.slogdet(cov_q)[1] - np.linalg.slogdet(cov_p)[1])
+    return 0.5 * (
+        np.trace(inv_q @ cov_p)
+        + diff @ inv_q @ diff
+        - len(mean_p)
+        + np.linalg.slogdet(cov_q)[1]
+        - np.linalg.slogdet(cov_p)[1]
+    )
 
 
 def moments(d):
@@ -185,7 +191,9 @@ def test_samples_have_the_right_moments():
         centred = draws - mean
         products = centred[:, :, None] * centred[:, None, :]  # E = cov; its SE from the products' spread
         assert np.all(np.abs(products.mean(axis=0) - cov) < N_SE * products.std(axis=0, ddof=1) / np.sqrt(n))
-    seeded = [np.asarray(random_normal(np.random.default_rng(5), 2).sample(np.random.default_rng(9), 4)) for _ in range(2)]
+    seeded = [
+        np.asarray(random_normal(np.random.default_rng(5), 2).sample(np.random.default_rng(9), 4)) for _ in range(2)
+    ]
     np.testing.assert_array_equal(*seeded)
 
 

@@ -31,8 +31,13 @@ def _joined(*lines: str) -> list[str]:
 
 def _notebook(path: Path, sources: list[str], outputs: bool = False) -> Path:
     cells = [
-        {"cell_type": "code", "metadata": {}, "source": s, "execution_count": 1 if outputs else None,
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": "out\n"}] if outputs else []}
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": s,
+            "execution_count": 1 if outputs else None,
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": "out\n"}] if outputs else [],
+        }
         for s in sources
     ]
     path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
@@ -43,7 +48,10 @@ def _notebook(path: Path, sources: list[str], outputs: bool = False) -> Path:
 
 
 def test_bars_in_running_text_are_escaped():
-    assert _escaped("N / |idx|: the factor", "|x|.  VJP: g sign(x)") == [r"N / \|idx\|: the factor", r"\|x\|.  VJP: g sign(x)"]
+    assert _escaped("N / |idx|: the factor", "|x|.  VJP: g sign(x)") == [
+        r"N / \|idx\|: the factor",
+        r"\|x\|.  VJP: g sign(x)",
+    ]
 
 
 def test_bars_in_literals_roles_and_verbatim_lines_are_kept():
@@ -61,28 +69,54 @@ def test_bars_in_an_indented_block_after_double_colon_are_kept_until_it_ends():
 
 def test_hanging_indent_references_become_one_paragraph_each():
     lines = [
-        "Summary.", "", "References", "----------",
+        "Summary.",
+        "",
+        "References",
+        "----------",
         "Neal, R. M. (2011). MCMC using Hamiltonian dynamics. In *Handbook of",
         "    Markov Chain Monte Carlo*, ch. 5.",
         "Kish, L. (1965). *Survey Sampling*.",
     ]
     assert _joined(*lines) == [
-        "Summary.", "", "References", "----------",
-        "Neal, R. M. (2011). MCMC using Hamiltonian dynamics. In *Handbook of Markov Chain Monte Carlo*, ch. 5.", "",
-        "Kish, L. (1965). *Survey Sampling*.", "",
+        "Summary.",
+        "",
+        "References",
+        "----------",
+        "Neal, R. M. (2011). MCMC using Hamiltonian dynamics. In *Handbook of Markov Chain Monte Carlo*, ch. 5.",
+        "",
+        "Kish, L. (1965). *Survey Sampling*.",
+        "",
     ]
 
 
 def test_references_stop_at_the_next_section_and_other_sections_are_untouched():
     lines = [
-        "Parameters", "----------", "x", "    The input.",
-        "References", "----------", "A. (2020). Title", "    continued.",
-        "Examples", "--------", ">>> f(1)", "    more",
+        "Parameters",
+        "----------",
+        "x",
+        "    The input.",
+        "References",
+        "----------",
+        "A. (2020). Title",
+        "    continued.",
+        "Examples",
+        "--------",
+        ">>> f(1)",
+        "    more",
     ]
     assert _joined(*lines) == [
-        "Parameters", "----------", "x", "    The input.",
-        "References", "----------", "A. (2020). Title continued.", "",
-        "Examples", "--------", ">>> f(1)", "    more",
+        "Parameters",
+        "----------",
+        "x",
+        "    The input.",
+        "References",
+        "----------",
+        "A. (2020). Title continued.",
+        "",
+        "Examples",
+        "--------",
+        ">>> f(1)",
+        "    more",
     ]
 
 

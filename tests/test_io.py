@@ -24,9 +24,20 @@ def common(seed):
     rng = np.random.default_rng(seed)
     return {
         "history": {"log_joint": rng.normal(size=(30, 3)), "step_size": rng.random(30), "warmup": np.arange(30) < 10},
-        "diagnostics": {"acceptance_rate": np.float64(0.61), "divergences": np.int64(2), "worst": -np.inf, "note": None},
+        "diagnostics": {
+            "acceptance_rate": np.float64(0.61),
+            "divergences": np.int64(2),
+            "worst": -np.inf,
+            "note": None,
+        },
         "cost": Cost(1200, 35, 0.123456789),
-        "settings": {"method": "HMC", "step_size": 0.05, "adapt_step_size": True, "n_chains": 3, "limits": [1.5, math.inf]},
+        "settings": {
+            "method": "HMC",
+            "step_size": 0.05,
+            "adapt_step_size": True,
+            "n_chains": 3,
+            "limits": [1.5, math.inf],
+        },
     }
 
 
@@ -139,7 +150,9 @@ def test_loaded_posterior_predicts_like_the_original(tmp_path):
 @settings(deadline=None, max_examples=15)
 @given(
     draws=hnp.arrays(
-        np.float64, hnp.array_shapes(min_dims=3, max_dims=3, max_side=6), elements=st.floats(-1e300, 1e300, allow_subnormal=True)
+        np.float64,
+        hnp.array_shapes(min_dims=3, max_dims=3, max_side=6),
+        elements=st.floats(-1e300, 1e300, allow_subnormal=True),
     )
 )
 def test_any_finite_draws_round_trip_bit_for_bit(draws):

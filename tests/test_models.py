@@ -139,7 +139,9 @@ def test_minibatch_log_likelihood_is_unbiased_over_a_partition(name, seed, n_bat
     if name == "linear":
         on_batch = LinearRegression(model.x[idx], model.y[idx, 0], noise_std=model.noise_std, prior_std=model.prior_std)
     else:
-        on_batch = Regression(model.net, model.x[idx], model.y[idx], noise_std=model.noise_std, prior_std=model.prior_std)
+        on_batch = Regression(
+            model.net, model.x[idx], model.y[idx], noise_std=model.noise_std, prior_std=model.prior_std
+        )
     expected = on_batch.log_likelihood(theta) * model.n_data / len(idx)
     np.testing.assert_allclose(model.log_likelihood(theta, idx), expected, rtol=1e-12)
     grads = np.mean([model.log_joint_and_grad(theta, idx)[1] for idx in batches], axis=0)

@@ -57,7 +57,9 @@ def test_notebooks_use_only_the_public_api():
                 continue
             for line in cell.source.splitlines():
                 if LIBRARY_IMPORT.match(line):
-                    assert line.strip() in ALLOWED_IMPORTS, f"{path.name}: {line.strip()!r} is not one of {sorted(ALLOWED_IMPORTS)}"
+                    assert line.strip() in ALLOWED_IMPORTS, (
+                        f"{path.name}: {line.strip()!r} is not one of {sorted(ALLOWED_IMPORTS)}"
+                    )
                 assert not PRIVATE_ACCESS.search(line), f"{path.name}: private or submodule access in {line.strip()!r}"
 
 

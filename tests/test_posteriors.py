@@ -61,7 +61,9 @@ def test_interval_of_one_component_is_the_normal_quantiles(level):
 
 @settings(deadline=None, max_examples=40)
 @given(
-    f=hnp.arrays(np.float64, st.tuples(st.integers(1, 30), st.integers(1, 4), st.integers(1, 2)), elements=st.floats(-5, 5)),
+    f=hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 30), st.integers(1, 4), st.integers(1, 2)), elements=st.floats(-5, 5)
+    ),
     sigma=st.floats(0.05, 3.0),
     level=st.floats(0.05, 0.999),
 )
@@ -221,7 +223,9 @@ def test_posterior_rejects_bad_common_arguments():
 def weighted(seed=0, n=4000):
     """Particles from N(0, 2²) weighted toward N(1, 1): log w = log N(x|1,1) − log N(x|0,4)."""
     particles = np.random.default_rng(seed).normal(0.0, 2.0, size=(n, 2))
-    log_weights = np.sum(scipy.stats.norm.logpdf(particles, 1.0, 1.0) - scipy.stats.norm.logpdf(particles, 0.0, 2.0), axis=1)
+    log_weights = np.sum(
+        scipy.stats.norm.logpdf(particles, 1.0, 1.0) - scipy.stats.norm.logpdf(particles, 0.0, 2.0), axis=1
+    )
     return particles, log_weights
 
 

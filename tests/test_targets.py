@@ -24,7 +24,9 @@ LOG_2PI_E = np.log(2 * np.pi * np.e)
 @pytest.fixture(scope="module")
 def draws():
     """200 000 exact draws from each default target, seeded."""
-    return {name: cls().sample(np.random.default_rng(i), N_DRAWS) for i, (name, cls) in enumerate(sorted(TARGETS.items()))}
+    return {
+        name: cls().sample(np.random.default_rng(i), N_DRAWS) for i, (name, cls) in enumerate(sorted(TARGETS.items()))
+    }
 
 
 def assert_mean_and_cov(samples, mean, cov):
@@ -75,12 +77,18 @@ def density(target):
     [
         (Gaussian(), (-12.0, 12.0), lambda t: (-12.0, 12.0)),
         (Banana(), (-12.0, 12.0), lambda t: (t * t - 1.0 - 12.0, t * t - 1.0 + 12.0)),  # follow the ridge θ₂ = θ₁² − 1
-        (Banana(scale=0.7, curvature=2.0), (-9.0, 9.0), lambda t: (2 * (t * t - 0.49) - 12.0, 2 * (t * t - 0.49) + 12.0)),
+        (
+            Banana(scale=0.7, curvature=2.0),
+            (-9.0, 9.0),
+            lambda t: (2 * (t * t - 0.49) - 12.0, 2 * (t * t - 0.49) + 12.0),
+        ),
     ],
     ids=["gaussian", "banana", "banana_scaled"],
 )
 def test_density_integrates_to_one(target, outer, inner):
-    z, _ = integrate.dblquad(density(target), *outer, lambda t: inner(t)[0], lambda t: inner(t)[1], epsabs=1e-10, epsrel=1e-10)
+    z, _ = integrate.dblquad(
+        density(target), *outer, lambda t: inner(t)[0], lambda t: inner(t)[1], epsabs=1e-10, epsrel=1e-10
+    )
     assert z == pytest.approx(1.0, abs=1e-8)
 
 
@@ -131,7 +139,9 @@ def test_mean_log_density_over_exact_draws_is_negative_entropy(draws, name):
 def test_gaussian_density_is_scipys():
     target = Gaussian(mean=(1.0, -2.0), cov=((2.0, -0.3), (-0.3, 0.5)))
     points = np.random.default_rng(0).standard_normal((5, 2))
-    np.testing.assert_allclose(target.log_joint(points), scipy.stats.multivariate_normal(target.mean, target.cov).logpdf(points), rtol=1e-12)
+    np.testing.assert_allclose(
+        target.log_joint(points), scipy.stats.multivariate_normal(target.mean, target.cov).logpdf(points), rtol=1e-12
+    )
 
 
 # --- the Model interface -----------------------------------------------------------------

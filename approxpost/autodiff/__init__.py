@@ -7,10 +7,20 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
     value, g = ad.value_and_grad(lambda w: ad.sum(ad.tanh(x @ w) ** 2))(w0)
 """
 
-from .memory import MALLOC_TUNED, tune_malloc
 from .check import check_grad, directional_derivative
 from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
+from .memory import MALLOC_TUNED, tune_malloc  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
 
-__all__ = ["tune_malloc", "Var", "grad", "value_and_grad", "vjp", "check_grad", "directional_derivative", "unbroadcast", "IndexedGrad"] + list(_ops_all)
+__all__ = [
+    "tune_malloc",
+    "Var",
+    "grad",
+    "value_and_grad",
+    "vjp",
+    "check_grad",
+    "directional_derivative",
+    "unbroadcast",
+    "IndexedGrad",
+] + list(_ops_all)

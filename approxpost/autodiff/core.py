@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -48,7 +48,9 @@ class Var:
     __array_ufunc__ = None
 
     def __init__(self, value, parents: tuple = (), vjps: tuple = ()):
-        self.value = value if type(value) is np.ndarray and value.dtype == np.float64 else np.asarray(value, dtype=np.float64)
+        self.value = (
+            value if type(value) is np.ndarray and value.dtype == np.float64 else np.asarray(value, dtype=np.float64)
+        )
         self.parents = parents
         self.vjps = vjps
         self.order = next(_creation_counter)
@@ -198,8 +200,7 @@ def value_and_grad(f: Callable) -> Callable:
         value, pullback = vjp(f, x)
         if value.size != 1:
             raise ValueError(
-                f"value_and_grad needs f to return a scalar, got shape {value.shape}; "
-                "use ad.vjp for vector outputs"
+                f"value_and_grad needs f to return a scalar, got shape {value.shape}; use ad.vjp for vector outputs"
             )
         return float(value.reshape(())), pullback(np.ones(value.shape))
 

@@ -49,7 +49,9 @@ def tune_malloc(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 128 * 2*
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(mallopt(_M_TRIM_THRESHOLD, int(trim_threshold)))
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(mmap_threshold))) and bool(
+        mallopt(_M_TRIM_THRESHOLD, int(trim_threshold))
+    )
 
 
 MALLOC_TUNED = tune_malloc()

@@ -14,10 +14,37 @@ import numpy as np
 from .core import IndexedGrad, Var, unbroadcast
 
 __all__ = [
-    "add", "sub", "mul", "div", "neg", "pow", "matmul", "affine",
-    "exp", "log", "log1p", "sqrt", "square", "abs", "tanh", "sigmoid", "relu", "softplus",
-    "sum", "sum_squares", "mean", "reshape", "transpose", "swapaxes", "getitem", "view", "concatenate", "stack",
-    "logsumexp", "log_softmax", "where",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "matmul",
+    "affine",
+    "exp",
+    "log",
+    "log1p",
+    "sqrt",
+    "square",
+    "abs",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "softplus",
+    "sum",
+    "sum_squares",
+    "mean",
+    "reshape",
+    "transpose",
+    "swapaxes",
+    "getitem",
+    "view",
+    "concatenate",
+    "stack",
+    "logsumexp",
+    "log_softmax",
+    "where",
 ]
 
 
@@ -74,7 +101,9 @@ def div(a, b):
     """a / b.  VJP: g / b, -g a / b²."""
     av, bv = _value(a), _value(b)
     out = av / bv
-    return _node2(out, a, lambda g: unbroadcast(g / bv, _shape(av)), b, lambda g: unbroadcast(-g * out / bv, _shape(bv)))
+    return _node2(
+        out, a, lambda g: unbroadcast(g / bv, _shape(av)), b, lambda g: unbroadcast(-g * out / bv, _shape(bv))
+    )
 
 
 def neg(a):
@@ -264,7 +293,9 @@ def sum_squares(x, axis=None, keepdims=False):
     """Σ x² over ``axis`` in one node (squared norms, Gaussian log densities).  VJP: 2 g x."""
     xv = _value(x)
     shape = np.shape(xv)
-    return _node1(np.sum(xv * xv, axis=axis, keepdims=keepdims), x, lambda g: 2.0 * xv * np.reshape(g, _kept_shape(shape, axis)))
+    return _node1(
+        np.sum(xv * xv, axis=axis, keepdims=keepdims), x, lambda g: 2.0 * xv * np.reshape(g, _kept_shape(shape, axis))
+    )
 
 
 def mean(x, axis=None, keepdims=False):

@@ -31,7 +31,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["DualAveraging", "dual_averaging_init", "dual_averaging_update", "Welford", "welford_init", "welford_update", "welford_variance"]
+__all__ = [
+    "DualAveraging",
+    "dual_averaging_init",
+    "dual_averaging_update",
+    "Welford",
+    "welford_init",
+    "welford_update",
+    "welford_variance",
+]
 
 # t₀ and κ are Hoffman & Gelman's (2014) and Stan's; γ is twice theirs: the iterates
 # log ε_t fluctuate less, and since acceptance is concave in log ε near the target,

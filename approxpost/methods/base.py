@@ -18,7 +18,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -35,13 +36,21 @@ def check_positive(name: str, value, integer: bool = False) -> None:
     if integer:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    elif isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (math.isfinite(value) and value > 0):
+    elif (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not (math.isfinite(value) and value > 0)
+    ):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def check_probability(name: str, value) -> None:
     """Raise ``ValueError`` unless 0 < value < 1."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (0.0 < value < 1.0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not (0.0 < value < 1.0)
+    ):
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
 
 
@@ -96,7 +105,10 @@ def stack_infos(infos: list) -> dict:
     """Per-iteration ``Info`` NamedTuples -> dict of arrays with a leading iteration axis."""
     if not infos:
         return {}
-    return {name: np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos]) for name in infos[0]._fields}
+    return {
+        name: np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos])
+        for name in infos[0]._fields
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,7 +173,7 @@ class Method:
         """Model evaluations one iteration costs (gradient ones where the method uses them)."""
         raise TypeError(f"{type(self).__name__} must define grad_evals_per_step")
 
-    def with_budget(self, grad_evals: int) -> "Method":
+    def with_budget(self, grad_evals: int) -> Method:
         """A copy whose whole run costs about ``grad_evals`` model evaluations."""
         raise TypeError(f"{type(self).__name__} must define with_budget")
 
@@ -189,7 +201,9 @@ class Method:
                 f"(init has shape {np.shape(position)}): log_joint = {log_density[bad].tolist()}; pass a different init"
             )
 
-    def fit(self, model, *, seed=None, init=None, progress: bool = False, callback: Callable | None = None) -> Posterior:
+    def fit(
+        self, model, *, seed=None, init=None, progress: bool = False, callback: Callable | None = None
+    ) -> Posterior:
         """Run the method on ``model`` and return its posterior approximation.
 
         Parameters

@@ -101,7 +101,11 @@ class BayesByBackprop(VIMethod):
             check_positive("batch_size", self.batch_size, integer=True)
         if self.kl_weight is not None:
             weight = self.kl_weight
-            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.integer, np.floating)) or not (math.isfinite(weight) and weight >= 0):
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, (int, float, np.integer, np.floating))
+                or not (math.isfinite(weight) and weight >= 0)
+            ):
                 raise ValueError(f"kl_weight must be None or a finite number >= 0, got {weight!r}")
 
     def n_batches(self, model) -> int:
@@ -113,12 +117,18 @@ class BayesByBackprop(VIMethod):
         if self.local_reparam:
             check_local_reparam_model(model)
             if not isinstance(model.prior_distribution(), Normal):  # the KL must then be analytic: no θ is drawn
-                raise ValueError(f"local_reparam=True needs a Gaussian prior, but {model_name(model)}.prior_distribution() is not a Normal")
+                raise ValueError(
+                    f"local_reparam=True needs a Gaussian prior, but {model_name(model)}.prior_distribution() is not a Normal"
+                )
         if self.batch_size is not None:
             if model.n_data is None:
-                raise ValueError(f"batch_size={self.batch_size} needs a model with data, but {model_name(model)} has n_data=None")
+                raise ValueError(
+                    f"batch_size={self.batch_size} needs a model with data, but {model_name(model)} has n_data=None"
+                )
             if self.batch_size > model.n_data:
-                raise ValueError(f"batch_size={self.batch_size} exceeds the number of data points n_data={model.n_data}")
+                raise ValueError(
+                    f"batch_size={self.batch_size} exceeds the number of data points n_data={model.n_data}"
+                )
         mu = np.array(position, dtype=np.float64, copy=True)
         rho = initial_rho(model)
         return BBBState(mu, rho, self.optimizer.init((mu, rho)), np.empty(0, dtype=np.intp), 0)
@@ -151,7 +161,9 @@ class BayesByBackprop(VIMethod):
         batch_fraction = 1.0 if idx is None else idx.size / model.n_data
         weight = self.kl_weight_for(model)
         if self.local_reparam:
-            expected_log_lik, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(model, mu, sigma, rng, self.n_mc, idx)
+            expected_log_lik, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(
+                model, mu, sigma, rng, self.n_mc, idx
+            )
             grad_mu, grad_sigma = -batch_fraction * ell_mu, -batch_fraction * ell_sigma
             if isinstance(model, CostCounter):  # one network pass per draw, without θ going through the model
                 model.record(grad_evals=self.n_mc)
@@ -162,7 +174,8 @@ class BayesByBackprop(VIMethod):
                 grad_theta = pullback(-batch_fraction)
             else:  # KL ≈ −H[q] − mean_s log p(θ_s): the prior term is differentiated through θ too
                 both, pullback = ad.vjp(
-                    lambda t: ad.stack([ad.mean(model.log_likelihood(t, idx)), ad.mean(model.log_prior(t))]), mu + sigma * eps
+                    lambda t: ad.stack([ad.mean(model.log_likelihood(t, idx)), ad.mean(model.log_prior(t))]),
+                    mu + sigma * eps,
                 )
                 expected_log_lik, expected_log_prior = both
                 grad_theta = pullback(np.array([-batch_fraction, -weight]))
@@ -185,5 +198,7 @@ class BayesByBackprop(VIMethod):
         elbo = expected_log_lik - kl_value
         check_finite_step(elbo, (grad_mu, grad_rho), self.learning_rate)
         (mu, rho), opt_state = self.optimizer.update((state.mu, state.rho), (grad_mu, grad_rho), state.opt_state)
-        info = BBBInfo(elbo=elbo, kl=kl_value, grad_norm=grad_norm((grad_mu, grad_rho)), mean_sigma=float(np.mean(sigma)))
+        info = BBBInfo(
+            elbo=elbo, kl=kl_value, grad_norm=grad_norm((grad_mu, grad_rho)), mean_sigma=float(np.mean(sigma))
+        )
         return BBBState(mu, rho, opt_state, order, position), info

@@ -77,7 +77,9 @@ class BBVI(VIMethod):
         if not isinstance(self.control_variate, (bool, np.bool_)):
             raise ValueError(f"control_variate must be True or False, got {self.control_variate!r}")
         if self.control_variate and self.n_mc < 2:
-            raise ValueError(f"n_mc must be >= 2 with control_variate=True (the baseline is leave-one-out), got {self.n_mc}")
+            raise ValueError(
+                f"n_mc must be >= 2 with control_variate=True (the baseline is leave-one-out), got {self.n_mc}"
+            )
 
     def init(self, model, position, rng: np.random.Generator) -> BBVIState:
         """q with mean ``position`` (D,) and σ₀ = 0.1 × prior std; fresh Adam moments."""

@@ -141,10 +141,16 @@ class HMC(MCMCMethod):
         check_positive("n_leapfrog", self.n_leapfrog, integer=True)
         check_flag("adapt_mass_matrix", self.adapt_mass_matrix)
         jitter = self.step_size_jitter
-        if isinstance(jitter, bool) or not isinstance(jitter, (int, float, np.integer, np.floating)) or not 0 <= jitter < 1:
+        if (
+            isinstance(jitter, bool)
+            or not isinstance(jitter, (int, float, np.integer, np.floating))
+            or not 0 <= jitter < 1
+        ):
             raise ValueError(f"step_size_jitter must lie in [0, 1), got {jitter!r}")
         if self.adapt_mass_matrix and self.n_warmup < MIN_WARMUP_FOR_MASS:
-            raise ValueError(f"n_warmup must be at least {MIN_WARMUP_FOR_MASS} with adapt_mass_matrix=True, got {self.n_warmup}")
+            raise ValueError(
+                f"n_warmup must be at least {MIN_WARMUP_FOR_MASS} with adapt_mass_matrix=True, got {self.n_warmup}"
+            )
 
     @property
     def evals_per_chain_step(self) -> int:
@@ -161,7 +167,9 @@ class HMC(MCMCMethod):
         with np.errstate(all="ignore"):
             log_joint, grad = model.log_joint_and_grad(position)
         log_joint = np.asarray(log_joint, dtype=np.float64)
-        self.check_finite_start(np.isfinite(log_joint) & np.all(np.isfinite(grad), axis=1), position, "log density or its gradient")
+        self.check_finite_start(
+            np.isfinite(log_joint) & np.all(np.isfinite(grad), axis=1), position, "log density or its gradient"
+        )
         return HMCState(position, log_joint, grad, float(self.step_size), np.ones(model.dim))
 
     def step(self, model, state: HMCState, rng: np.random.Generator) -> tuple:
@@ -169,14 +177,24 @@ class HMC(MCMCMethod):
         momentum = rng.standard_normal(state.position.shape) / np.sqrt(state.inv_mass)
         step_size = state.step_size
         if self.step_size_jitter > 0:
-            step_size = step_size * rng.uniform(1.0 - self.step_size_jitter, 1.0 + self.step_size_jitter, state.position.shape[0])
+            step_size = step_size * rng.uniform(
+                1.0 - self.step_size_jitter, 1.0 + self.step_size_jitter, state.position.shape[0]
+            )
         energy = kinetic_energy(momentum, state.inv_mass) - state.log_joint
         position, momentum, log_joint, grad = leapfrog(
-            model.log_joint_and_grad, state.position, momentum, state.grad, step_size, int(self.n_leapfrog), state.inv_mass
+            model.log_joint_and_grad,
+            state.position,
+            momentum,
+            state.grad,
+            step_size,
+            int(self.n_leapfrog),
+            state.inv_mass,
         )
         with np.errstate(all="ignore"):
             energy_error = kinetic_energy(momentum, state.inv_mass) - log_joint - energy
-            finite = np.isfinite(energy_error) & np.all(np.isfinite(position), axis=1) & np.all(np.isfinite(grad), axis=1)
+            finite = (
+                np.isfinite(energy_error) & np.all(np.isfinite(position), axis=1) & np.all(np.isfinite(grad), axis=1)
+            )
             diverging = ~finite | (energy_error > DIVERGENCE_THRESHOLD)
             accepted, accept_prob = accept(rng, np.where(diverging, -np.inf, -energy_error))
         new_state = HMCState(

@@ -47,7 +47,9 @@ def as_proposal(proposal, dim: int | None = None):
             proposal = Normal(proposal.mean, proposal.std)
         else:
             proposal = MultivariateNormal(proposal.mean, proposal.cov)
-    if not all(callable(getattr(proposal, name, None)) for name in ("sample", "log_prob")) or not hasattr(proposal, "dim"):
+    if not all(callable(getattr(proposal, name, None)) for name in ("sample", "log_prob")) or not hasattr(
+        proposal, "dim"
+    ):
         raise TypeError(
             f"proposal must be a distribution from approxpost.distributions or a GaussianPosterior, got {type(proposal).__name__}"
         )
@@ -131,7 +133,7 @@ class ImportanceSampling(Method):
     def grad_evals_per_step(self, model) -> int:
         return int(min(self.batch_size, self.n_samples))
 
-    def with_budget(self, grad_evals: int) -> "ImportanceSampling":
+    def with_budget(self, grad_evals: int) -> ImportanceSampling:
         """A copy drawing ``grad_evals`` particles (one density evaluation each)."""
         check_positive("grad_evals", grad_evals, integer=True)
         return dataclasses.replace(self, n_samples=int(grad_evals))
@@ -151,7 +153,9 @@ class ImportanceSampling(Method):
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
         """No starting point is needed: the proposal's mean (1, D) is only checked for a finite density."""
         if init is not None:
-            raise ValueError(f"ImportanceSampling takes no init (got shape {np.shape(init)}); choose the proposal instead")
+            raise ValueError(
+                f"ImportanceSampling takes no init (got shape {np.shape(init)}); choose the proposal instead"
+            )
         return np.asarray(self.resolve_proposal(model).mean, dtype=np.float64)[None, :]
 
     def init(self, model, position, rng: np.random.Generator) -> ImportanceState:
@@ -164,10 +168,14 @@ class ImportanceSampling(Method):
         """Draw and weight the next batch of particles in one vectorised evaluation."""
         n = min(int(self.batch_size), int(self.n_samples) - state.n_particles)
         if n < 1:
-            raise ValueError(f"all n_samples = {self.n_samples} particles are drawn already (state.n_particles = {state.n_particles})")
+            raise ValueError(
+                f"all n_samples = {self.n_samples} particles are drawn already (state.n_particles = {state.n_particles})"
+            )
         particles = np.asarray(state.proposal.sample(rng, n), dtype=np.float64)
         with np.errstate(all="ignore"):
-            log_weights = np.asarray(model.log_joint(particles), dtype=np.float64) - np.asarray(state.proposal.log_prob(particles))
+            log_weights = np.asarray(model.log_joint(particles), dtype=np.float64) - np.asarray(
+                state.proposal.log_prob(particles)
+            )
         bad = np.isnan(log_weights) | (log_weights == np.inf)
         if np.any(bad):
             raise ValueError(

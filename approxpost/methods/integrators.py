@@ -18,7 +18,7 @@ Neal, R. M. (2011). MCMC using Hamiltonian dynamics. In *Handbook of Markov
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

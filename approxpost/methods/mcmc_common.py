@@ -47,7 +47,9 @@ class MCMCMethod(Method):
         if isinstance(self.n_warmup, bool) or not isinstance(self.n_warmup, (int, np.integer)) or self.n_warmup < 0:
             raise ValueError(f"n_warmup must be a non-negative integer, got {self.n_warmup!r}")
         if self.n_samples < MIN_DRAWS:
-            raise ValueError(f"n_samples must be at least {MIN_DRAWS} (R-hat and ESS split each chain in halves), got {self.n_samples}")
+            raise ValueError(
+                f"n_samples must be at least {MIN_DRAWS} (R-hat and ESS split each chain in halves), got {self.n_samples}"
+            )
         check_flag("adapt_step_size", self.adapt_step_size)
         check_probability("target_accept", self.target_accept)
 
@@ -67,7 +69,7 @@ class MCMCMethod(Method):
     def grad_evals_per_step(self, model) -> int:
         return int(self.n_chains) * self.evals_per_chain_step
 
-    def with_budget(self, grad_evals: int) -> "MCMCMethod":
+    def with_budget(self, grad_evals: int) -> MCMCMethod:
         """A copy whose run (start, warm-up and draws) costs about ``grad_evals`` evaluations.
 
         The iterations left after the n_chains evaluations of the start are

@@ -103,7 +103,9 @@ class Metropolis(MCMCMethod):
         with np.errstate(all="ignore"):
             proposal_log_joint = np.asarray(model.log_joint(proposal), dtype=np.float64)
             # a proposal where the density is NaN or +inf is rejected, never kept
-            proposal_log_joint = np.where(np.isfinite(proposal_log_joint) | (proposal_log_joint == -np.inf), proposal_log_joint, np.nan)
+            proposal_log_joint = np.where(
+                np.isfinite(proposal_log_joint) | (proposal_log_joint == -np.inf), proposal_log_joint, np.nan
+            )
             accepted, accept_prob = accept(rng, proposal_log_joint - state.log_joint)
         position = np.where(accepted[:, None], proposal, state.position)
         log_joint = np.where(accepted, proposal_log_joint, state.log_joint)

@@ -17,7 +17,15 @@ from ..optim import Adam
 from ..posteriors import GaussianPosterior
 from .base import CostCounter, Method, check_positive
 
-__all__ = ["VIMethod", "initial_rho", "grad_norm", "check_finite_step", "model_name", "FINAL_ELBO_DRAWS", "INIT_STD_FRACTION"]
+__all__ = [
+    "VIMethod",
+    "initial_rho",
+    "grad_norm",
+    "check_finite_step",
+    "model_name",
+    "FINAL_ELBO_DRAWS",
+    "INIT_STD_FRACTION",
+]
 
 FINAL_ELBO_DRAWS = 1000
 """Draws of the final ELBO estimate in ``diagnostics["final_elbo"]`` (one batched pass)."""
@@ -92,10 +100,12 @@ class VIMethod(Method):
     def grad_evals_per_step(self, model) -> int:
         return self.n_mc
 
-    def with_budget(self, grad_evals: int) -> "VIMethod":
+    def with_budget(self, grad_evals: int) -> VIMethod:
         """A copy with ``n_steps = grad_evals // n_mc``."""
         if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < self.n_mc:
-            raise ValueError(f"grad_evals must be an integer >= n_mc = {self.n_mc} (one step's cost), got {grad_evals!r}")
+            raise ValueError(
+                f"grad_evals must be an integer >= n_mc = {self.n_mc} (one step's cost), got {grad_evals!r}"
+            )
         return dataclasses.replace(self, n_steps=int(grad_evals) // self.n_mc)
 
     def build_posterior(self, model, state, kept: list, history: dict) -> GaussianPosterior:

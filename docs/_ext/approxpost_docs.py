@@ -22,8 +22,13 @@ import shutil
 from pathlib import Path
 
 __all__ = [
-    "cell_sources", "choose_notebook", "copy_notebooks",
-    "escape_plain_text_bars", "join_reference_lines", "skip_namedtuple_field_aliases", "setup",
+    "cell_sources",
+    "choose_notebook",
+    "copy_notebooks",
+    "escape_plain_text_bars",
+    "join_reference_lines",
+    "skip_namedtuple_field_aliases",
+    "setup",
 ]
 
 

@@ -45,9 +45,12 @@ def test_final_elbo_is_below_the_log_evidence(linear, fitted):
     precision, mean, dim = linear.posterior_precision(), linear.exact_posterior().mean, linear.dim
     diff, sigma = post.mean - mean, post.std
     exact_elbo = (
-        log_z - 0.5 * dim * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(precision)[1]
+        log_z
+        - 0.5 * dim * np.log(2 * np.pi)
+        + 0.5 * np.linalg.slogdet(precision)[1]
         - 0.5 * (np.sum(np.diag(precision) * sigma**2) + diff @ precision @ diff)
-        + np.sum(np.log(sigma)) + 0.5 * dim * (np.log(2 * np.pi) + 1.0)
+        + np.sum(np.log(sigma))
+        + 0.5 * dim * (np.log(2 * np.pi) + 1.0)
     )
     assert abs(elbo - exact_elbo) <= N_SE * mcse
     assert exact_elbo < log_z

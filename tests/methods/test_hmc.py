@@ -178,9 +178,20 @@ def test_init_is_broadcast_validated_and_left_untouched(linear):
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("step_size", 0.0), ("step_size", -0.01), ("step_size", np.inf), ("n_leapfrog", 0), ("n_samples", -5),
-     ("n_warmup", -1), ("n_chains", 0), ("target_accept", 1.5), ("target_accept", 0.0),
-     ("adapt_mass_matrix", 1), ("step_size_jitter", 1.0), ("step_size_jitter", -0.1)],
+    [
+        ("step_size", 0.0),
+        ("step_size", -0.01),
+        ("step_size", np.inf),
+        ("n_leapfrog", 0),
+        ("n_samples", -5),
+        ("n_warmup", -1),
+        ("n_chains", 0),
+        ("target_accept", 1.5),
+        ("target_accept", 0.0),
+        ("adapt_mass_matrix", 1),
+        ("step_size_jitter", 1.0),
+        ("step_size_jitter", -0.1),
+    ],
 )
 def test_bad_settings_name_themselves(setting, value):
     with pytest.raises(ValueError, match=setting):

@@ -66,7 +66,10 @@ def test_the_prior_fails_in_twenty_dimensions():
 
 def test_the_exact_posterior_as_proposal_gives_equal_weights(linear):
     # q = p(θ | D) makes every weight p(θ, D) / p(θ | D) = p(D): zero variance
-    for proposal in (linear.exact_posterior(), MultivariateNormal(linear.exact_posterior().mean, linear.exact_posterior().cov)):
+    for proposal in (
+        linear.exact_posterior(),
+        MultivariateNormal(linear.exact_posterior().mean, linear.exact_posterior().cov),
+    ):
         post = ImportanceSampling(n_samples=500, proposal=proposal, batch_size=128).fit(linear, seed=0)
         np.testing.assert_allclose(post.log_weights, linear.log_evidence(), rtol=1e-10)
         np.testing.assert_allclose(post.diagnostics["log_evidence"], linear.log_evidence(), rtol=1e-10)

@@ -151,8 +151,18 @@ def test_init_is_broadcast_validated_and_left_untouched(linear):
 
 @pytest.mark.parametrize(
     "setting, value",
-    [("step_size", 0.0), ("step_size", -0.1), ("step_size", np.nan), ("n_samples", 0), ("n_samples", 2),
-     ("n_warmup", -1), ("n_chains", 0), ("n_chains", 1.5), ("adapt_step_size", "yes"), ("target_accept", 1.5)],
+    [
+        ("step_size", 0.0),
+        ("step_size", -0.1),
+        ("step_size", np.nan),
+        ("n_samples", 0),
+        ("n_samples", 2),
+        ("n_warmup", -1),
+        ("n_chains", 0),
+        ("n_chains", 1.5),
+        ("adapt_step_size", "yes"),
+        ("target_accept", 1.5),
+    ],
 )
 def test_bad_settings_name_themselves(setting, value):
     with pytest.raises(ValueError, match=setting):
