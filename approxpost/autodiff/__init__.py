@@ -12,6 +12,7 @@ from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
 from .memory import MALLOC_TUNED, tune_malloc  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .tape import Tape
 
 __all__ = [
     "tune_malloc",
@@ -23,4 +24,5 @@ __all__ = [
     "directional_derivative",
     "unbroadcast",
     "IndexedGrad",
+    "Tape",
 ] + list(_ops_all)
