@@ -76,7 +76,10 @@ def _node(value, *operands_and_vjps):
 
 
 def _shape(x) -> tuple:
-    return x.shape if type(x) is np.ndarray else np.shape(x)
+    # np.shape costs ~1 µs; arrays and NumPy scalars (what reductions return) carry their shape
+    if type(x) is np.ndarray or isinstance(x, np.generic):
+        return x.shape
+    return () if type(x) in (float, int) else np.shape(x)
 
 
 # --- arithmetic ---------------------------------------------------------------
@@ -425,9 +428,8 @@ def _recorded(op):
     @functools.wraps(op)
     def primitive(*args, **kwargs):
         out = op(*args, **kwargs)
-        records = _tape.recording()
-        if records is not None and type(out) is Var:
-            records.append((op, args, kwargs, out))
+        if _tape._records is not None and type(out) is Var:
+            _tape._records.append((op, args, kwargs, out))
         return out
 
     primitive.raw = op
