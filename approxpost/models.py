@@ -109,11 +109,14 @@ class Model:
         own gradient.
         """
         theta = self.check_theta(theta)
+        tape = None
         if self.replay_graph and idx is None:
             tapes = self.__dict__.setdefault("_tapes", {})
             if theta.shape not in tapes:
                 tapes[theta.shape] = ad.Tape(self.log_joint, theta)
-            value, pullback = tapes[theta.shape].vjp(theta)
+            tape = tapes[theta.shape]
+        if tape is not None and tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
+            value, pullback = tape.vjp(theta)
         else:
             value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
         value = self._check_output(np.asarray(value), theta)

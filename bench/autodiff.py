@@ -104,7 +104,7 @@ def torch_rows(model, kind, theta):
         import torch
     except ImportError:
         return {}
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # its two-thread pool spin-waits itself to a standstill on a shared 2-core machine
     if kind == "mlp":
         x, y = torch.from_numpy(model.x), torch.from_numpy(model.y)
         s2, n2, slices = model.prior_std**2, model.noise_std**2, model.net.slices

@@ -80,6 +80,35 @@ def test_minibatch_and_user_models_stay_on_the_plain_path():
     assert ap.models.Model.replay_graph is False and ap.targets.Banana.replay_graph is False
 
 
+def _sin_outside_the_tape(x):
+    """A correct op, but not an ``ad.primitive``: a tape cannot see it."""
+    if not isinstance(x, ad.Var):
+        return np.sin(x)
+    return ad.Var(np.sin(x.value), (x,), (lambda g: g * np.cos(x.value),))
+
+
+class _SinRegression(ap.models.Regression):
+    """A regression whose network output goes through an op the tape cannot record."""
+
+    def log_likelihood(self, theta, idx=None):
+        return ad.sum(_sin_outside_the_tape(theta), axis=-1) + super().log_likelihood(theta, idx)
+
+
+def test_a_model_using_an_unrecorded_op_falls_back_to_the_plain_graph():
+    """An incomplete tape would replay the op as a constant and drop its gradient: it is never used."""
+    base = mlp_model()
+    model = _SinRegression(base.net, base.x, base.y, noise_std=base.noise_std)
+    theta = np.linspace(-1, 1, model.dim)
+    value, gradient = model.log_joint_and_grad(theta)
+    assert not model._tapes[theta.shape].complete
+    plain_value, plain_gradient = plain_value_and_grad(model, theta)
+    assert value == plain_value
+    np.testing.assert_array_equal(gradient, plain_gradient)
+    assert ad.check_grad(lambda t: model.log_joint(t), theta) < 1e-7
+    with pytest.raises(ValueError, match="incomplete"):
+        model._tapes[theta.shape].vjp(theta)
+
+
 def test_replaying_at_another_shape_is_a_value_error():
     tape = ad.Tape(lambda t: ad.sum(ad.tanh(t)), np.zeros(3))
     with pytest.raises(ValueError, match=r"recorded for inputs of shape \(3,\), got shape \(4,\)"):
@@ -132,7 +161,7 @@ def test_check_grad_on_the_replay_path_catches_a_wrong_gradient():
             return np.sin(x)
         return ad.Var(np.sin(x.value), (x,), (lambda g: g * np.sin(x.value),))  # the VJP should use cos
 
-    wrong = ad.ops._recorded(sin_with_a_wrong_vjp)
+    wrong = ad.primitive(sin_with_a_wrong_vjp)
     x = np.array([0.3, -0.7, 1.1])
     assert ad.check_grad(lambda t: ad.sum(wrong(t)), x, replay=True) > 0.1
     assert ad.check_grad(lambda t: ad.sum(ad.tanh(t) * t), x, replay=True) < 1e-8

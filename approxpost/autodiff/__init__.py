@@ -12,7 +12,7 @@ from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
 from .memory import MALLOC_TUNED, tune_malloc  # noqa: F401
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
-from .tape import Tape
+from .tape import Tape, primitive
 
 __all__ = [
     "tune_malloc",
@@ -25,4 +25,5 @@ __all__ = [
     "unbroadcast",
     "IndexedGrad",
     "Tape",
+    "primitive",
 ] + list(_ops_all)

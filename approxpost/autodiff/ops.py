@@ -9,8 +9,6 @@ Gradients of broadcast operands are summed back to their shapes by
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from . import tape as _tape
@@ -415,29 +413,10 @@ def stack(arrays, axis=0):
     return _node(out, *((a, (lambda i: lambda g: np.take(g, i, axis=axis))(i)) for i, a in enumerate(arrays)))
 
 
-# --- recording for the fast path ------------------------------------------------
-
-
-def _recorded(op):
-    """``op``, also noting each call that makes a node on the tape being recorded, if any.
-
-    The undecorated op stays reachable as ``.raw``: a replay calls that, so it
-    records nothing. Off the tape this costs one check per call.
-    """
-
-    @functools.wraps(op)
-    def primitive(*args, **kwargs):
-        out = op(*args, **kwargs)
-        if _tape._records is not None and type(out) is Var:
-            _tape._records.append((op, args, kwargs, out))
-        return out
-
-    primitive.raw = op
-    return primitive
-
+# --- recorded for the fast path (ad.Tape) ------------------------------------------
 
 for _name in __all__:
-    globals()[_name] = _recorded(globals()[_name])
+    globals()[_name] = _tape.primitive(globals()[_name])
 
 # --- operators on Var ---------------------------------------------------------
 

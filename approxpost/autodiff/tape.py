@@ -20,13 +20,14 @@ Replaying is only right for a function whose graph depends on its input's
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 
 from .core import IndexedGrad, Var, add_gradient, leaf_gradient
 
-__all__ = ["Tape", "recording"]
+__all__ = ["Tape", "primitive", "recording"]
 
 # the tape under construction: a list of (op, args, kwargs, output) while recording, else None
 _records: list | None = None
@@ -37,6 +38,26 @@ def recording() -> list | None:
     return _records
 
 
+def primitive(op: Callable) -> Callable:
+    """Make ``op`` recordable: each call that returns a ``Var`` is noted on the tape being recorded.
+
+    Every op in :mod:`~approxpost.autodiff.ops` is one; an op defined
+    elsewhere must be too, or a tape of a graph using it is incomplete and
+    the model falls back to the plain graph. The undecorated op stays
+    reachable as ``.raw``: a replay calls that, so it records nothing.
+    """
+
+    @functools.wraps(op)
+    def recorded(*args, **kwargs):
+        out = op(*args, **kwargs)
+        if _records is not None and type(out) is Var:
+            _records.append((op, args, kwargs, out))
+        return out
+
+    recorded.raw = op
+    return recorded
+
+
 class _Slot:
     """Stands in a recorded argument list for the node numbered ``index`` (0 is the input)."""
 
@@ -44,6 +65,11 @@ class _Slot:
 
     def __init__(self, index: int):
         self.index = index
+
+
+def _made_before(x, leaf: Var) -> bool:
+    """Whether ``x`` is no ``Var`` made while recording: a constant, or a ``Var`` older than the input."""
+    return type(x) is not Var or x.order < leaf.order
 
 
 class Tape:
@@ -79,13 +105,18 @@ class Tape:
         self.shape = leaf.shape
         slot_of = {id(leaf): 0}
         self.steps = []
+        # a Var made after the input but by no recorded primitive (an op not decorated with
+        # ``primitive``) would be replayed as a constant: such a tape is incomplete, never used
+        self.complete = True
         for op, args, kwargs, node in records:
             fills, template = [], list(args)
             for i, arg in enumerate(args):
+                self.complete &= _made_before(arg, leaf) or id(arg) in slot_of
                 if type(arg) is Var and id(arg) in slot_of:
                     template[i] = _Slot(slot_of[id(arg)])
                     fills.append((i, None, slot_of[id(arg)]))
                 elif type(arg) in (list, tuple) and any(type(a) is Var for a in arg):  # concatenate, stack
+                    self.complete &= all(_made_before(a, leaf) or id(a) in slot_of for a in arg)
                     template[i] = list(arg)
                     fills += [(i, j, slot_of[id(a)]) for j, a in enumerate(arg) if type(a) is Var and id(a) in slot_of]
             parents = tuple(slot_of.get(id(p)) for p in node.parents)
@@ -94,6 +125,7 @@ class Tape:
         self.parents = [None] + [step[4] for step in self.steps]
         # an output not built from the input (a constant, or a Var made apart from it) has a zero gradient
         self.out_slot = slot_of.get(id(out)) if type(out) is Var else None
+        self.complete &= _made_before(out, leaf) or self.out_slot is not None
         self.constant = None if self.out_slot is not None else np.asarray(getattr(out, "value", out), dtype=np.float64)
 
     def forward(self, x) -> list:
@@ -114,6 +146,8 @@ class Tape:
     def vjp(self, x) -> tuple:
         """``(f(x), pullback)`` like :func:`~approxpost.autodiff.core.vjp`, from the recorded graph."""
         x = np.asarray(x, dtype=np.float64)
+        if not self.complete:
+            raise ValueError("this tape is incomplete: the function uses an op not decorated with ad.primitive")
         if x.shape != self.shape:
             raise ValueError(f"this tape was recorded for inputs of shape {self.shape}, got shape {x.shape}")
         if self.out_slot is None:
