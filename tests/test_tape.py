@@ -109,6 +109,19 @@ def test_a_model_using_an_unrecorded_op_falls_back_to_the_plain_graph():
         model._tapes[theta.shape].vjp(theta)
 
 
+def test_a_primitive_built_from_primitives_makes_an_incomplete_tape():
+    """Its node's parents are the inner ops' nodes, which the tape never saw: it must not replay."""
+
+    @ad.primitive
+    def log_cosh(x):
+        return ad.log(0.5 * (ad.exp(x) + ad.exp(-x)))
+
+    x = np.array([0.5, -1.5, 2.0])
+    tape = ad.Tape(lambda t: ad.sum(log_cosh(t) * t), x)
+    assert [step[0].__name__ for step in tape.steps] == ["log_cosh", "mul", "sum"] and not tape.complete
+    assert ad.check_grad(lambda t: ad.sum(log_cosh(t) * t), x) < 1e-8
+
+
 def test_replaying_at_another_shape_is_a_value_error():
     tape = ad.Tape(lambda t: ad.sum(ad.tanh(t)), np.zeros(3))
     with pytest.raises(ValueError, match=r"recorded for inputs of shape \(3,\), got shape \(4,\)"):

@@ -42,16 +42,26 @@ def primitive(op: Callable) -> Callable:
     """Make ``op`` recordable: each call that returns a ``Var`` is noted on the tape being recorded.
 
     Every op in :mod:`~approxpost.autodiff.ops` is one; an op defined
-    elsewhere must be too, or a tape of a graph using it is incomplete and
-    the model falls back to the plain graph. The undecorated op stays
+    elsewhere must be too (and make its node from its operands directly, as
+    those do), or a tape of a graph using it is incomplete and the model
+    falls back to the plain graph. The undecorated op stays
     reachable as ``.raw``: a replay calls that, so it records nothing.
     """
 
     @functools.wraps(op)
     def recorded(*args, **kwargs):
-        out = op(*args, **kwargs)
-        if _records is not None and type(out) is Var:
-            _records.append((op, args, kwargs, out))
+        global _records
+        if _records is None:
+            return op(*args, **kwargs)
+        # the primitives an op calls inside are not steps: its node's parents then are not its operands,
+        # so the tape is marked incomplete rather than replaying a gradient that skips them
+        records, _records = _records, None
+        try:
+            out = op(*args, **kwargs)
+        finally:
+            _records = records
+        if type(out) is Var:
+            records.append((op, args, kwargs, out))
         return out
 
     recorded.raw = op
@@ -105,20 +115,19 @@ class Tape:
         self.shape = leaf.shape
         slot_of = {id(leaf): 0}
         self.steps = []
-        # a Var made after the input but by no recorded primitive (an op not decorated with
-        # ``primitive``) would be replayed as a constant: such a tape is incomplete, never used
+        # a parent made after the input but by no recorded step (an op not decorated with ``primitive``,
+        # or the inside of one built from others) would be replayed as a constant: never use such a tape
         self.complete = True
         for op, args, kwargs, node in records:
             fills, template = [], list(args)
             for i, arg in enumerate(args):
-                self.complete &= _made_before(arg, leaf) or id(arg) in slot_of
                 if type(arg) is Var and id(arg) in slot_of:
                     template[i] = _Slot(slot_of[id(arg)])
                     fills.append((i, None, slot_of[id(arg)]))
                 elif type(arg) in (list, tuple) and any(type(a) is Var for a in arg):  # concatenate, stack
-                    self.complete &= all(_made_before(a, leaf) or id(a) in slot_of for a in arg)
                     template[i] = list(arg)
                     fills += [(i, j, slot_of[id(a)]) for j, a in enumerate(arg) if type(a) is Var and id(a) in slot_of]
+            self.complete &= all(_made_before(p, leaf) or id(p) in slot_of for p in node.parents)
             parents = tuple(slot_of.get(id(p)) for p in node.parents)
             slot_of[id(node)] = len(self.steps) + 1
             self.steps.append((getattr(op, "raw", op), template, kwargs, fills, parents))
