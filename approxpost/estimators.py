@@ -292,17 +292,15 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
 
 def check_local_reparam_model(model) -> None:
     """Raise ``ValueError`` unless ``model`` is a ``Regression`` with an ``MLP`` and its Gaussian likelihood."""
-    # fit() hands a method a counting proxy whose ``model`` is the user's model
-    inner = model if isinstance(model, Model) else getattr(model, "model", model)
     ok = (
-        isinstance(inner, Regression)
-        and type(inner).log_likelihood is Regression.log_likelihood
-        and isinstance(inner.net, MLP)
+        isinstance(model, Regression)
+        and type(model).log_likelihood is Regression.log_likelihood
+        and isinstance(model.net, MLP)
     )
     if not ok:
         raise ValueError(
             "local reparameterisation needs a models.Regression with an nn.MLP network and its Gaussian "
-            f"likelihood, got {type(inner).__name__} with net {type(getattr(inner, 'net', None)).__name__}"
+            f"likelihood, got {type(model).__name__} with net {type(getattr(model, 'net', None)).__name__}"
         )
 
 

@@ -14,11 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .. import autodiff as ad
 from ..distributions import Normal
 from ..estimators import check_local_reparam_model, dsigma_drho, local_reparam_log_likelihood_grad, normal_kl_grad
 from ..optim import AdamState
-from .base import CostCounter, check_positive
 from .vi_common import VIMethod, check_finite_step, grad_norm, initial_rho, model_name
 
 __all__ = ["BayesByBackprop", "BBBState", "BBBInfo"]
@@ -27,13 +27,13 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 class BBBState(NamedTuple):
-    """(μ, ρ) with σ = softplus(ρ), Adam's state, and where the current epoch is: its data ``order`` and ``position``."""
+    """(μ, ρ) with σ = softplus(ρ), Adam's state, and the epoch: its data ``order`` and the next batch's ``batch_start``."""
 
     mu: np.ndarray
     rho: np.ndarray
     opt_state: AdamState
     order: np.ndarray
-    position: int
+    batch_start: int
 
 
 class BBBInfo(NamedTuple):
@@ -95,18 +95,13 @@ class BayesByBackprop(VIMethod):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.local_reparam, (bool, np.bool_)):
-            raise ValueError(f"local_reparam must be True or False, got {self.local_reparam!r}")
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, integer=True)
-        if self.kl_weight is not None:
-            weight = self.kl_weight
-            if (
-                isinstance(weight, bool)
-                or not isinstance(weight, (int, float, np.integer, np.floating))
-                or not (math.isfinite(weight) and weight >= 0)
-            ):
-                raise ValueError(f"kl_weight must be None or a finite number >= 0, got {weight!r}")
+        check.flag("local_reparam", self.local_reparam)
+        check.optional(check.count, "batch_size", self.batch_size)
+        check.optional(check.number, "kl_weight", self.kl_weight, 0.0)
+
+    def uncounted_evals_per_step(self, model) -> tuple:
+        """With ``local_reparam`` the network runs on sampled pre-activations, not through the model: n_mc passes."""
+        return (int(self.n_mc), 0) if self.local_reparam else (0, 0)
 
     def n_batches(self, model) -> int:
         """Minibatches per epoch: ⌈N / batch_size⌉ (1 without minibatches)."""
@@ -134,10 +129,10 @@ class BayesByBackprop(VIMethod):
         return BBBState(mu, rho, self.optimizer.init((mu, rho)), np.empty(0, dtype=np.intp), 0)
 
     def _next_batch(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
-        """``(idx, order, position)``: the next minibatch, starting a new epoch when the last one is used up."""
+        """``(idx, order, batch_start)``: the next minibatch, starting a new epoch when the last one is used up."""
         if self.batch_size is None:
-            return None, state.order, state.position
-        order, start = state.order, state.position
+            return None, state.order, state.batch_start
+        order, start = state.order, state.batch_start
         if start >= order.size:
             order, start = rng.permutation(model.n_data), 0
         return order[start : start + self.batch_size], order, start + self.batch_size
@@ -165,8 +160,6 @@ class BayesByBackprop(VIMethod):
                 model, mu, sigma, rng, self.n_mc, idx
             )
             grad_mu, grad_sigma = -batch_fraction * ell_mu, -batch_fraction * ell_sigma
-            if isinstance(model, CostCounter):  # one network pass per draw, without θ going through the model
-                model.record(grad_evals=self.n_mc)
         else:
             eps = rng.standard_normal((self.n_mc, mu.size))
             if analytic_kl:
@@ -191,7 +184,7 @@ class BayesByBackprop(VIMethod):
 
     def step(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
         """One Adam step down the next minibatch's loss F_i (see the class Notes and :meth:`loss_grad`)."""
-        idx, order, position = self._next_batch(model, state, rng)
+        idx, order, batch_start = self._next_batch(model, state, rng)
         sigma = ad.softplus(state.rho)
         expected_log_lik, kl_value, grad_mu, grad_sigma = self.loss_grad(model, state.mu, sigma, rng, idx)
         grad_rho = grad_sigma * dsigma_drho(sigma)
@@ -201,4 +194,4 @@ class BayesByBackprop(VIMethod):
         info = BBBInfo(
             elbo=elbo, kl=kl_value, grad_norm=grad_norm((grad_mu, grad_rho)), mean_sigma=float(np.mean(sigma))
         )
-        return BBBState(mu, rho, opt_state, order, position), info
+        return BBBState(mu, rho, opt_state, order, batch_start), info

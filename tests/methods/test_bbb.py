@@ -77,11 +77,11 @@ def test_epochs_visit_every_point_once(linear):
     seen = []
     for _ in range(3):
         state, _ = method.step(linear, state, rng)
-        seen.append(state.order[state.position - 8 : state.position])
+        seen.append(state.order[state.batch_start - 8 : state.batch_start])
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(linear.n_data))
     first_order = state.order
     state, _ = method.step(linear, state, rng)
-    assert state.position == 8 and not np.array_equal(state.order, first_order)
+    assert state.batch_start == 8 and not np.array_equal(state.order, first_order)
 
 
 def test_local_reparam_fits_and_bills_its_network_passes(mlp_regression):

@@ -159,7 +159,7 @@ def test_with_budget_spends_about_the_budget(linear):
     method = HMC(n_leapfrog=10, n_samples=100, n_warmup=100, n_chains=2).with_budget(5000)
     assert (method.n_warmup, method.n_samples) == (124, 125)  # (5000 − 2) // 20 = 249 iterations, split half and half
     cost = method.fit(linear, seed=0).cost.grad_evals
-    assert 5000 - method.grad_evals_per_step(linear) < cost <= 5000
+    assert 5000 - method.evals_per_step(linear) < cost <= 5000
 
 
 def test_init_is_broadcast_validated_and_left_untouched(linear):

@@ -130,8 +130,8 @@ def test_with_budget_spends_about_the_budget(linear):
     method = Metropolis(n_samples=400, n_warmup=100, n_chains=4).with_budget(2000)
     assert isinstance(method, Metropolis) and method.n_warmup / method.n_samples == pytest.approx(0.25, abs=0.01)
     cost = method.fit(linear, seed=0).cost.density_evals
-    assert 2000 - method.grad_evals_per_step(linear) < cost <= 2000
-    with pytest.raises(ValueError, match="grad_evals"):
+    assert 2000 - method.evals_per_step(linear) < cost <= 2000
+    with pytest.raises(ValueError, match="n_evals"):
         method.with_budget(10)
 
 
