@@ -29,7 +29,7 @@ import numpy as np
 from . import autodiff as ad
 from ._rng import as_generator
 from ._validate import count as _check_count
-from .distributions import MeanFieldNormal, Normal
+from .distributions import LOG_2PI, MeanFieldNormal, Normal
 from .models import Model, Regression
 from .nn import MLP
 
@@ -49,8 +49,6 @@ __all__ = [
     "dsigma_drho",
     "grad_variance",
 ]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 Seed = int | np.random.Generator | None
 
@@ -355,7 +353,7 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
         if i < len(mean_layers) - 1:
             h = activation(h)
     squared_error = ad.sum_squares(ad.sub(y, h), axis=(-2, -1))
-    log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * _LOG_2PI)
+    log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * LOG_2PI)
     return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
 
 

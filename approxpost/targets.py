@@ -14,12 +14,10 @@ import abc
 import numpy as np
 
 from . import autodiff as ad
-from .distributions import MultivariateNormal
+from .distributions import LOG_2PI, MultivariateNormal
 from .models import Model
 
 __all__ = ["Target", "Gaussian", "Banana", "Funnel", "Mixture", "TARGETS"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _column(theta, i):
@@ -99,7 +97,7 @@ class Banana(Target):
         t1, t2 = _column(theta, 0), _column(theta, 1)
         a, b = self.scale, self.curvature
         ridge = t2 - b * (ad.square(t1) - a**2)
-        return -0.5 * ad.square(t1 / a) - 0.5 * ad.square(ridge) - np.log(a) - _LOG_2PI
+        return -0.5 * ad.square(t1 / a) - 0.5 * ad.square(ridge) - np.log(a) - LOG_2PI
 
     def sample(self, rng, n):
         t1 = self.scale * rng.standard_normal(n)
@@ -129,8 +127,8 @@ class Funnel(Target):
 
     def log_density(self, theta):
         x, v = _column(theta, 0), _column(theta, 1)
-        log_p_v = -0.5 * ad.square(v / self.scale) - np.log(self.scale) - 0.5 * _LOG_2PI
-        log_p_x = -0.5 * ad.square(x) * ad.exp(-v) - 0.5 * v - 0.5 * _LOG_2PI
+        log_p_v = -0.5 * ad.square(v / self.scale) - np.log(self.scale) - 0.5 * LOG_2PI
+        log_p_x = -0.5 * ad.square(x) * ad.exp(-v) - 0.5 * v - 0.5 * LOG_2PI
         return log_p_v + log_p_x
 
     def sample(self, rng, n):
@@ -159,7 +157,7 @@ class Mixture(Target):
     def log_density(self, theta):
         s = self.std_component
         log_components = [
-            -0.5 * ad.sum_squares((theta - centre) / s, axis=-1) - 2.0 * np.log(s) - _LOG_2PI + np.log(0.5)
+            -0.5 * ad.sum_squares((theta - centre) / s, axis=-1) - 2.0 * np.log(s) - LOG_2PI + np.log(0.5)
             for centre in self.centres
         ]
         return ad.logsumexp(ad.stack(log_components, axis=-1), axis=-1)

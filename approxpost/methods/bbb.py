@@ -16,14 +16,12 @@ import numpy as np
 
 from .. import _validate as check
 from .. import autodiff as ad
-from ..distributions import Normal
+from ..distributions import Normal, gaussian_entropy
 from ..estimators import check_local_reparam_model, dsigma_drho, local_reparam_log_likelihood_grad, normal_kl_grad
 from ..optim import AdamState
 from .vi_common import VIMethod, check_finite_step, grad_norm, initial_rho, model_name
 
 __all__ = ["BayesByBackprop", "BBBState", "BBBInfo"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 class BBBState(NamedTuple):
@@ -177,7 +175,7 @@ class BayesByBackprop(VIMethod):
             kl_value, kl_mu, kl_sigma = normal_kl_grad(mu, sigma, prior)
             grad_mu, grad_sigma = grad_mu + weight * kl_mu, grad_sigma + weight * kl_sigma
         else:
-            entropy = float(np.sum(np.log(sigma))) + 0.5 * mu.size * (_LOG_2PI + 1.0)
+            entropy = gaussian_entropy(float(np.sum(np.log(sigma))), mu.size)
             kl_value = -entropy - float(expected_log_prior)
             grad_sigma = grad_sigma - weight / sigma
         return float(expected_log_lik), kl_value, grad_mu, grad_sigma

@@ -18,7 +18,6 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .. import _validate as check
-from ..distributions import MultivariateNormal, Normal
 from ..posteriors import GaussianPosterior, WeightedPosterior
 from .base import Method
 
@@ -33,9 +32,7 @@ def as_proposal(proposal, dim: int | None = None):
     proposal
         A distribution from :mod:`approxpost.distributions` (or anything with
         ``dim``, ``sample(rng, n)`` and ``log_prob``), or a
-        ``GaussianPosterior`` (e.g. a VI fit), which becomes a ``Normal`` when
-        it is diagonal (built from ``std``) and a ``MultivariateNormal`` when
-        it has a full covariance.
+        ``GaussianPosterior`` (e.g. a VI fit), whose ``distribution`` it is.
     dim
         The model's dimension D (``None``: not checked).
 
@@ -44,10 +41,7 @@ def as_proposal(proposal, dim: int | None = None):
     The proposal distribution.
     """
     if isinstance(proposal, GaussianPosterior):
-        if proposal.is_diagonal:
-            proposal = Normal(proposal.mean, proposal.std)
-        else:
-            proposal = MultivariateNormal(proposal.mean, proposal.cov)
+        proposal = proposal.distribution
     if not all(callable(getattr(proposal, name, None)) for name in ("sample", "log_prob")) or not hasattr(
         proposal, "dim"
     ):
