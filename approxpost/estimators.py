@@ -29,6 +29,7 @@ import numpy as np
 from . import autodiff as ad
 from ._rng import as_generator
 from ._validate import count as _check_count
+from .autodiff.core import backward
 from .distributions import LOG_2PI, MeanFieldNormal, Normal
 from .models import Model, Regression
 from .nn import MLP
@@ -41,6 +42,8 @@ __all__ = [
     "score_function_grad",
     "score_terms",
     "reparam_grad",
+    "value_and_grads",
+    "check_q",
     "local_reparam_grad",
     "local_reparam_log_likelihood",
     "local_reparam_log_likelihood_grad",
@@ -76,7 +79,8 @@ class GradVariance(NamedTuple):
 # --- checks -------------------------------------------------------------------
 
 
-def _check_q(model, q) -> None:
+def check_q(model, q) -> None:
+    """Raise unless ``q`` is a plain-array ``MeanFieldNormal`` of the model's dimension."""
     if not isinstance(q, MeanFieldNormal):
         raise TypeError(f"q must be an approxpost.distributions.MeanFieldNormal, got {type(q).__name__}")
     if isinstance(q.mu, ad.Var) or isinstance(q.rho, ad.Var):
@@ -123,7 +127,7 @@ def elbo_terms(model: Model, q: MeanFieldNormal, n_mc: int = 100, seed: Seed = N
     np.ndarray
         (n_mc,) values, every normalising constant included.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     theta = q.sample(as_generator(seed), n_mc)
     return np.asarray(model.log_joint(theta), dtype=np.float64) - q.log_prob(theta)
@@ -220,7 +224,7 @@ def score_function_grad(
     ----------
     Ranganath, R., Gerrish, S. and Blei, D. M. (2014). Black box variational inference. AISTATS.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc, minimum=2 if control_variate else 1)
     return score_terms(model, q, as_generator(seed), n_mc, bool(control_variate))[0]
 
@@ -240,6 +244,18 @@ def normal_kl_grad(mu: np.ndarray, sigma: np.ndarray, prior: Normal) -> tuple:
     diff = mu - prior.mean
     value = np.sum(np.log(prior.std / sigma) + (sigma * sigma + diff * diff) / (2.0 * prior_var) - 0.5)
     return float(value), diff / prior_var, sigma / prior_var - 1.0 / sigma
+
+
+def value_and_grads(f: Callable, *arrays, seed_grad=1.0) -> tuple:
+    """``(f(*leaves).value, [∂/∂leaf of Σ seed_grad ⊙ f])``: one backward pass to several array arguments.
+
+    The engine's ``vjp`` for a function of several arrays (here μ and ρ), so
+    q's parameters stay two arrays instead of one stacked leaf.
+    """
+    leaves = [ad.Var(np.array(a, dtype=np.float64, copy=True)) for a in arrays]
+    out = f(*leaves)
+    g = np.broadcast_to(np.asarray(seed_grad, dtype=np.float64), out.shape)
+    return out.value, backward(out, g, tuple(leaves))
 
 
 def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
@@ -263,11 +279,11 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
 
     Notes
     -----
-    Estimates ∇ of 1/S Σ_s log p(μ + σ ⊙ ε_s, D) + H[q] with the **analytic**
-    entropy H[q] = Σ log σ + D/2 log(2πe). ``ad`` gives g_s = ∇_θ log p(θ_s, D)
-    for all draws in one backward pass; the chain rule through θ = μ + σ ⊙ ε
-    is then written out as in Blundell et al. (2015):
-    ∇_μ = 1/S Σ_s g_s, ∇_σ = 1/S Σ_s g_s ⊙ ε_s + 1/σ, ∇_ρ = ∇_σ ⊙ sigmoid(ρ).
+    The engine differentiates 1/S Σ_s log p(μ + σ ⊙ ε_s, D) + H[q] (the
+    **analytic** entropy Σ log σ + D/2 log(2πe)) with respect to (μ, ρ),
+    through :class:`~approxpost.distributions.MeanFieldNormal` itself.
+    :func:`approxpost.by_hand.reparam_grad_by_hand` writes the same chain
+    rule out by hand (Blundell et al. 2015) and gives the same numbers.
 
     References
     ----------
@@ -275,14 +291,16 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
     Blundell, C., Cornebise, J., Kavukcuoglu, K. and Wierstra, D. (2015). Weight
     uncertainty in neural networks. ICML.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     eps = as_generator(seed).standard_normal((n_mc, q.dim))
-    sigma = q.std
-    _, pullback = ad.vjp(lambda theta: ad.mean(model.log_joint(theta)), q.mu + sigma * eps)
-    grad_theta = pullback(1.0)  # (S, D): row s is g_s / S
-    grad_sigma = np.sum(grad_theta * eps, axis=0) + 1.0 / sigma
-    return VIGrad(np.sum(grad_theta, axis=0), grad_sigma * dsigma_drho(sigma))
+
+    def objective(mu, rho):
+        q_var = MeanFieldNormal(mu, rho)
+        return ad.mean(model.log_joint(q_var.reparameterize(eps))) + q_var.entropy()
+
+    _, (grad_mu, grad_rho) = value_and_grads(objective, q.mu, q.rho)
+    return VIGrad(grad_mu, grad_rho)
 
 
 # --- local reparameterisation -------------------------------------------------
@@ -400,7 +418,7 @@ def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, se
     local reparameterization trick. NeurIPS.
     """
     check_local_reparam_model(model)
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     sigma = q.std
     _, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(model, q.mu, sigma, as_generator(seed), n_mc)
@@ -437,7 +455,7 @@ def grad_variance(
         (ddof = 1), their total and the signal-to-noise ratio |mean|/√var
         (``inf`` where the variance is zero and the mean is not, 0 where both are).
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_repeats = _check_count("n_repeats", n_repeats, minimum=2)
     generators = as_generator(seed).spawn(n_repeats)
     draws = np.stack([np.concatenate(estimator(model, q, n_mc=n_mc, seed=g)) for g in generators])
