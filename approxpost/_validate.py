@@ -51,7 +51,7 @@ def count(name: str, value, minimum: int = 1, why: str = "") -> int:
         elif minimum == 0:
             wanted = "a non-negative integer"
         else:
-            wanted = f"an integer >= {minimum}"
+            wanted = f"an integer of at least {minimum}"
         reason = f" ({why})" if why else ""
         raise ValueError(f"{name} must be {wanted}{reason}, got {value!r}")
     return int(value)

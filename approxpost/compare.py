@@ -10,6 +10,7 @@ quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -70,7 +71,7 @@ class Comparison(NamedTuple):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value))
+    return isinstance(value, numbers.Real) and math.isfinite(float(value))
 
 
 def predictive_metrics(posterior, x_train, test, gap=None, n_samples: int = 200, seed=0) -> dict:

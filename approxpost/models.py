@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validate as check
 from . import autodiff as ad
 from .distributions import LOG_2PI, MultivariateNormal, Normal
 
@@ -33,10 +34,7 @@ def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
 
 
 def _positive(name: str, value) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+    return check.positive(name, value)
 
 
 class Model:
