@@ -32,3 +32,12 @@ def linear():
     x = rng.standard_normal((20, 2))
     y = x @ np.array([1.0, -2.0]) + 0.5 + rng.standard_normal(20)
     return ap.models.LinearRegression(x, y, noise_std=1.0, prior_std=1.0)
+
+
+@pytest.fixture(scope="session")
+def line():
+    """A conjugate straight-line fit y = a x + b (dim 2, N = 30, noise 0.5): the samplers' known-truth model."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(30)
+    y = 0.5 * x + 0.3 + 0.5 * rng.standard_normal(30)
+    return ap.models.LinearRegression(x, y, noise_std=0.5, prior_std=1.0)

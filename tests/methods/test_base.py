@@ -56,12 +56,6 @@ class _Probe(Method):
         return SamplePosterior(np.stack(kept, axis=1))  # (1 chain, n_steps, D)
 
 
-@pytest.fixture(scope="module")
-def linear():
-    data = ap.datasets.linear(n=20, noise_std=0.5, seed=3)
-    return ap.models.LinearRegression(data.x, data.y, noise_std=0.5, prior_std=1.0)
-
-
 def test_a_method_missing_a_hook_cannot_be_built():
     @dataclasses.dataclass(frozen=True)
     class NoStep(Method):

@@ -11,14 +11,6 @@ N_SE = 4.0
 
 
 @pytest.fixture(scope="module")
-def linear():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((20, 2))
-    y = x @ np.array([1.0, -2.0]) + 0.5 + rng.standard_normal(20)
-    return ap.models.LinearRegression(x, y, noise_std=1.0, prior_std=1.0)
-
-
-@pytest.fixture(scope="module")
 def mlp_regression():
     data = ap.datasets.gap_regression(n=30, seed=0)
     net = ap.nn.MLP([1, 10, 1], activation="tanh")

@@ -5,19 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-import approxpost as ap
 from approxpost.distributions import MeanFieldNormal
 from approxpost.methods.bbvi import BBVI, BBVIInfo, BBVIState
 
 N_SE = 4.0
-
-
-@pytest.fixture(scope="module")
-def linear():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((20, 2))
-    y = x @ np.array([1.0, -2.0]) + 0.5 + rng.standard_normal(20)
-    return ap.models.LinearRegression(x, y, noise_std=1.0, prior_std=1.0)
 
 
 @pytest.fixture(scope="module")
