@@ -27,13 +27,19 @@ and may override (defaults in brackets)::
 Cost. ``fit`` hands ``step`` a model that counts its own evaluations: every
 row of θ passed to ``model.log_joint`` / ``log_likelihood`` counts once (a
 gradient evaluation if θ is an ``ad.Var`` or through ``log_joint_and_grad``,
-else a density evaluation). A method never sees the counter. It declares its
+else a density evaluation; ``log_prior`` alone is not counted, nor is fit's
+start check). A method never sees the counter. It declares its
 cost per step with ``evals_per_step`` (what ``with_budget`` divides the budget
 by); a step that evaluates the model some way the counter cannot see (e.g.
 sampled pre-activations) also declares those with ``uncounted_evals_per_step``,
 which ``fit`` adds after every step. A method with no starting point sets
 ``needs_start = False``: ``fit`` then refuses an ``init``, skips the start
 check and calls ``init(model, None, rng)``.
+
+Settings are checked in ``validate`` with :mod:`approxpost._validate`
+(``check.count``, ``check.positive``, ``check.flag``, ...). Samplers can
+subclass ``mcmc_common.MCMCMethod`` (chains, step-size warm-up, budget,
+``SamplePosterior``) and mean-field VI methods ``vi_common.VIMethod``.
 
 Teaching use, one step at a time::
 
