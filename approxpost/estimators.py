@@ -30,7 +30,7 @@ from . import autodiff as ad
 from ._rng import as_generator
 from ._validate import count as _check_count
 from .distributions import MeanFieldNormal, Normal
-from .models import Model, Regression
+from .models import Model
 from .nn import MLP
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "dsigma_drho",
     "grad_variance",
 ]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 Seed = int | np.random.Generator | None
 
@@ -291,28 +289,36 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
 
 
 def check_local_reparam_model(model) -> None:
-    """Raise ``ValueError`` unless ``model`` is a ``Regression`` with an ``MLP`` and its Gaussian likelihood."""
+    """Raise ``ValueError`` unless ``model`` has an ``MLP`` and a likelihood of its outputs it can evaluate alone.
+
+    The model must define ``mean_output_log_likelihood(f, idx)`` (as
+    ``Regression`` and ``Classification`` do) in the same class as the
+    ``log_likelihood`` it uses, so a subclass that changes the likelihood
+    without saying how it depends on the outputs is refused.
+    """
     # fit() hands a method a counting proxy whose ``model`` is the user's model
     inner = model if isinstance(model, Model) else getattr(model, "model", model)
+    owner = next((c for c in type(inner).__mro__ if "mean_output_log_likelihood" in vars(c)), None)
     ok = (
-        isinstance(inner, Regression)
-        and type(inner).log_likelihood is Regression.log_likelihood
-        and isinstance(inner.net, MLP)
+        owner is not None
+        and type(inner).log_likelihood is owner.log_likelihood
+        and isinstance(getattr(inner, "net", None), MLP)
     )
     if not ok:
         raise ValueError(
-            "local reparameterisation needs a models.Regression with an nn.MLP network and its Gaussian "
-            f"likelihood, got {type(inner).__name__} with net {type(getattr(inner, 'net', None)).__name__}"
+            "local reparameterisation needs a model with an nn.MLP network and a likelihood of its outputs "
+            "(models.Regression or models.Classification), "
+            f"got {type(inner).__name__} with net {type(getattr(inner, 'net', None)).__name__}"
         )
 
 
-def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Generator, n_mc: int, idx=None):
+def local_reparam_log_likelihood(model: Model, q: Normal, rng: np.random.Generator, n_mc: int, idx=None):
     """E_q[log p(D | θ)] estimated by sampling each layer's pre-activations; differentiable in q's parameters.
 
     Parameters
     ----------
     model
-        A ``Regression`` with an ``MLP``.
+        A ``Regression`` or ``Classification`` with an ``MLP``.
     q
         Diagonal Gaussian over the flat weights (only ``q.loc`` and ``q.scale``
         are used); they may be ``ad.Var`` s.
@@ -327,7 +333,8 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
     Returns
     -------
     Var or float
-        The mean over the S passes of the Gaussian log likelihood, constants included.
+        The mean over the S passes of the model's log likelihood of the sampled outputs
+        (``model.mean_output_log_likelihood``), constants included.
 
     Notes
     -----
@@ -345,7 +352,7 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
     check_local_reparam_model(model)
     net = model.net
     activation = getattr(ad, net.activation)
-    x, y = (model.x, model.y) if idx is None else (model.x[idx], model.y[idx])
+    x = model.x if idx is None else model.x[idx]
     mean_layers = net.unflatten(q.loc)
     var_layers = net.unflatten(ad.square(q.scale))
     h = x  # (n, in): shared by every pass until the first noise enters
@@ -356,13 +363,11 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
         h = ad.add(mean, ad.mul(ad.sqrt(var), xi))
         if i < len(mean_layers) - 1:
             h = activation(h)
-    squared_error = ad.sum_squares(ad.sub(y, h), axis=(-2, -1))
-    log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * _LOG_2PI)
-    return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
+    return model.mean_output_log_likelihood(h, idx)
 
 
 def local_reparam_log_likelihood_grad(
-    model: Regression, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
+    model: Model, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
 ) -> tuple:
     """``(estimate, ∂/∂μ, ∂/∂σ)`` of :func:`local_reparam_log_likelihood` at q = N(μ, diag σ²), one backward pass."""
     lam = np.stack([mu, sigma])  # one leaf holding the rows μ and σ
@@ -373,13 +378,13 @@ def local_reparam_log_likelihood_grad(
     return float(value), grad[0], grad[1]
 
 
-def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
-    """Local-reparameterisation estimate of ∇_(μ,ρ) ELBO for a Bayesian MLP regression.
+def local_reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
+    """Local-reparameterisation estimate of ∇_(μ,ρ) ELBO for a Bayesian MLP (regression or classification).
 
     Parameters
     ----------
     model
-        A ``models.Regression`` with an ``nn.MLP`` (its prior is Gaussian).
+        A ``models.Regression`` or ``models.Classification`` with an ``nn.MLP`` (its prior is Gaussian).
     q
         The mean-field Gaussian over the network's flat weights.
     n_mc
