@@ -35,10 +35,22 @@ def test_compare_writes_the_table_and_figures(tmp_path, capsys):
     assert "| HMC |" in (out / "table.md").read_text()
 
 
+def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
+    out = tmp_path / "moons"
+    argv = ["compare", "--dataset", "moons", "--methods", "hmc,bbb", "--budget", "1000", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    for name in ("table.md", "reliability.png", "decision_surface.png", "entropy.png", "grad_variance.png"):
+        assert (out / name).stat().st_size > 0
+    assert not (out / "bands.png").exists()
+    table = (out / "table.md").read_text()
+    assert "test accuracy" in table and "test ECE" in table and "test RMSE" not in table
+    assert "| BBB |" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["compare", "--dataset", "moons"], "unknown dataset 'moons'; valid: gap, blundell, linear"),
+        (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons"),
         (["compare", "--methods", "hmc,nuts"], "unknown method 'nuts'; valid: all, metropolis, hmc, is, bbvi, bbb"),
     ],
 )
