@@ -8,7 +8,8 @@ entropy = expected entropy + mutual information.
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import special
 from strategies import draw_probabilities
 
@@ -68,6 +69,19 @@ def test_gradient_matches_central_differences(model):
         value, grad = model.log_joint_and_grad(model.init(np.random.default_rng(2), 3)[row])
         assert values[row] == pytest.approx(value, rel=1e-12)
         np.testing.assert_allclose(grads[row], grad, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=15)
+@given(
+    st.integers(1, 6), st.integers(1, 3), st.integers(1, 4), st.integers(2, 4), st.integers(1, 3), st.integers(0, 2**16)
+)
+def test_likelihood_and_gradient_over_generated_shapes(n, p, hidden, k, s, seed):
+    rng = np.random.default_rng(seed)
+    model = ap.models.Classification(ap.nn.MLP([p, hidden, k]), rng.standard_normal((n, p)), rng.integers(0, k, n))
+    theta = model.init(rng, s)
+    np.testing.assert_allclose(model.log_likelihood(theta), numpy_log_likelihood(model, theta), rtol=1e-12)
+    idx = rng.choice(n, size=rng.integers(1, n + 1), replace=False)
+    assert ad.check_grad(lambda t: model.log_joint(t, idx), theta[0], seed=0) < 1e-6
 
 
 def test_minibatches_are_scaled_to_the_full_data(model):
