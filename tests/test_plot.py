@@ -112,6 +112,18 @@ def test_reliability_bars_histogram_and_diagonal(moons_fits):
         np.testing.assert_allclose(sum(p.get_height() for p in bottom.patches), 1.0)
     with pytest.raises(ValueError, match="2 x 2 axes"):
         ap.plot.reliability(result, data, ax=plt.subplots(1, 2)[1])
+    # a ready predictive is drawn as it is, into given axes
+    pred = result.posteriors["HMC"].predict(data.x_test, n_samples=200, seed=0)
+    fig, axes = plt.subplots(2, 1)
+    assert ap.plot.reliability({"given": pred}, data, ax=axes, n_bins=10) is fig
+    assert [p.get_height() for p in axes[0].patches] == heights_of(pred, data.y_test)
+    with pytest.raises(TypeError, match="Comparison or a non-empty dict"):
+        ap.plot.reliability({}, data)
+
+
+def heights_of(pred, y):
+    table = ap.metrics.reliability(pred.probs, y, n_bins=10)
+    return list(table.accuracy[table.count > 0])
 
 
 @pytest.mark.parametrize("quantity", ["probability", "entropy", "mi"])
