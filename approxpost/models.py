@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validate as check
 from . import autodiff as ad
-from ._validate import labels
-from .distributions import MultivariateNormal, Normal
+from .distributions import LOG_2PI, MultivariateNormal, Normal
 from .predictive import ClassPredictive, Predictive
 
 __all__ = ["Model", "Regression", "LinearRegression", "Classification", "as_2d_data"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
@@ -37,10 +35,7 @@ def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
 
 
 def _positive(name: str, value) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+    return check.positive(name, value)
 
 
 class Model:
@@ -177,21 +172,21 @@ class Regression(Model):
                 f"y has {self.y.shape[1]} columns (shape {self.y.shape}) but the network has {net.n_outputs} outputs"
             )
         self.noise_std = _positive("noise_std", noise_std)
-        self.prior_std = _positive("prior_std", prior_std)
+        self.prior_std = check.positive("prior_std", prior_std)
         self.dim = int(net.dim)
         self.n_data = self.x.shape[0]
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
         return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (
-            np.log(self.prior_std) + 0.5 * _LOG_2PI
+            np.log(self.prior_std) + 0.5 * LOG_2PI
         )
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
-        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def mean_output_log_likelihood(self, f, idx=None):
@@ -203,7 +198,7 @@ class Regression(Model):
         y = self.y if idx is None else self.y[idx]
         squared_error = ad.sum_squares(ad.sub(y, f), axis=(-2, -1))
         log_lik = ad.mean(squared_error) * (-0.5 / self.noise_std**2) - y.size * (
-            np.log(self.noise_std) + 0.5 * _LOG_2PI
+            np.log(self.noise_std) + 0.5 * LOG_2PI
         )
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
@@ -278,7 +273,7 @@ class LinearRegression(Regression):
     def log_likelihood(self, theta, idx=None):
         design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
         residual = (y - ad.matmul(theta, design.T)) / self.noise_std
-        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def posterior_precision(self) -> np.ndarray:
@@ -348,9 +343,9 @@ class Classification(Model):
         if n_classes < 2:
             raise ValueError(f"the network must have n_outputs >= 2 classes for Classification, got {n_classes}")
         self._check_x(self.x, "x")
-        self.y = labels("y", y, n_classes, n=self.x.shape[0])
+        self.y = check.labels("y", y, n_classes, n=self.x.shape[0])
         self.n_classes = n_classes
-        self.prior_std = _positive("prior_std", prior_std)
+        self.prior_std = check.positive("prior_std", prior_std)
         self.dim = int(net.dim)
         self.n_data = self.x.shape[0]
         self._one_hot = np.eye(n_classes)[self.y]  # (n, K): picks log p(y_n) out of each row of log-softmax

@@ -48,6 +48,7 @@ def hand_log_joint_and_grad(model, theta):
 
 
 def main() -> None:
+    ap.autodiff.ensure_malloc_tuned()  # as fit would: timing ad code outside fit must ask for it
     data = ap.datasets.two_moons(n=200, seed=0)
     model = ap.models.Classification(ap.nn.MLP([2, 50, 50, 2], activation="tanh"), data.x, data.y)
     print(f"Classification(MLP([2, 50, 50, 2])) on {model.n_data} points, D = {model.dim}; {REPEATS} repeats")
