@@ -172,3 +172,40 @@ def test_budget_sets_the_adam_steps():
     assert ap.Laplace(n_newton=4).with_budget(700).n_steps == 700
     with pytest.raises(ValueError, match="grad_evals"):
         ap.Laplace().with_budget(0)
+
+
+class _SoftmaxRegression(ap.models.Model):
+    """Multinomial logistic regression on a linear MLP: a categorical likelihood whose GGN is its Hessian."""
+
+    def __init__(self, x, y, n_classes, prior_std=1.0):
+        super().__init__()
+        self.net, self.x, self.labels = ap.nn.MLP([x.shape[1], n_classes]), x, y
+        self.onehot = np.eye(n_classes)[y]
+        self.dim, self.n_data, self.prior_std = self.net.dim, len(y), prior_std
+
+    def log_prior(self, theta):
+        return self.prior_distribution().log_prob(theta)
+
+    def log_likelihood(self, theta, idx=None):
+        log_probs = ap.autodiff.log_softmax(self.net.forward(theta, self.x), axis=-1)
+        return ap.autodiff.sum(log_probs * self.onehot, axis=(-2, -1))
+
+    def prior_distribution(self):
+        return ap.distributions.Normal(np.zeros(self.dim), np.full(self.dim, self.prior_std))
+
+    def predict_proba(self, theta, x):
+        f = np.asarray(self.net.forward(np.atleast_2d(theta), x))
+        return np.exp(f - f.max(-1, keepdims=True)) / np.exp(f - f.max(-1, keepdims=True)).sum(-1, keepdims=True)
+
+
+def test_categorical_ggn_is_the_hessian_of_softmax_regression():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((30, 2))
+    model = _SoftmaxRegression(x, rng.integers(0, 3, 30), n_classes=3, prior_std=1.5)
+    theta = 0.3 * rng.standard_normal(model.dim)
+    expected = hessian(model, theta) - np.eye(model.dim) / 1.5**2
+    np.testing.assert_allclose(ggn(model, theta), expected, rtol=1e-7, atol=1e-9)
+    full = ap.Laplace(hessian="full", n_steps=0, n_newton=8).fit(model, seed=0)
+    gauss_newton = ap.Laplace(hessian="ggn", n_steps=0, n_newton=8).fit(model, seed=0)
+    np.testing.assert_allclose(gauss_newton.mean, full.mean, rtol=1e-8)
+    np.testing.assert_allclose(gauss_newton.cov, full.cov, rtol=1e-6)
