@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-__all__ = ["hessian", "line_search_fractions", "prior_precision_at_evidence_max", "HESSIAN_BATCH", "FD_STEP"]
+__all__ = [
+    "hessian",
+    "line_search_fractions",
+    "prior_precision_at_evidence_max",
+    "evaluate_with_prior",
+    "log_prior_shift",
+    "HESSIAN_BATCH",
+    "FD_STEP",
+]
 
 HESSIAN_BATCH = 1024
 """Shifted points per batched gradient call (bounds memory for large D)."""
@@ -86,3 +94,18 @@ def prior_precision_at_evidence_max(eigenvalues, grad_lik, theta, logdet_curvatu
     if slope_high >= 0:
         return float(np.exp(high))
     return float(np.exp(optimize.brentq(slope, low, high, xtol=1e-14, rtol=4 * np.finfo(float).eps)))
+
+
+def evaluate_with_prior(model, theta, precision, model_precision, idx=None) -> tuple:
+    """log p(θ, D) and its gradient under the prior precision in use (the model's own prior swapped out)."""
+    log_joint, grad = model.log_joint_and_grad(theta, idx)
+    if np.array_equal(precision, model_precision):
+        return log_joint, grad
+    return log_joint + log_prior_shift(theta, precision, model_precision), grad - (precision - model_precision) * theta
+
+
+def log_prior_shift(theta, precision, model_precision):
+    """log N(θ; 0, diag(1/p)) − log N(θ; 0, diag(1/p₀)): the same log joint under another prior precision."""
+    if np.array_equal(precision, model_precision):
+        return 0.0 if np.ndim(theta) == 1 else np.zeros(np.shape(theta)[0])
+    return 0.5 * np.sum(np.log(precision / model_precision)) - 0.5 * np.square(theta) @ (precision - model_precision)

@@ -18,7 +18,13 @@ from ..distributions import Normal
 from ..linearized import LaplacePosterior, ggn
 from ..optim import Adam, AdamState
 from .base import Method, check_positive
-from .curvature import hessian, line_search_fractions, prior_precision_at_evidence_max
+from .curvature import (
+    evaluate_with_prior,
+    hessian,
+    line_search_fractions,
+    log_prior_shift,
+    prior_precision_at_evidence_max,
+)
 
 __all__ = ["Laplace", "LaplaceState", "LaplaceInfo", "HESSIANS"]
 
@@ -175,13 +181,13 @@ class Laplace(Method):
             idx = None
             if self.batch_size is not None and self.batch_size < model.n_data:
                 idx = rng.choice(model.n_data, size=int(self.batch_size), replace=False)
-            log_joint, grad = _evaluate(model, state.theta, precision, model_precision, idx)
+            log_joint, grad = evaluate_with_prior(model, state.theta, precision, model_precision, idx)
             (theta,), opt_state = Adam(self.learning_rate).update((state.theta,), (-grad,), state.opt_state)
             # the log joint stored is that of the point the step started from; the Newton phase re-evaluates
             new = state._replace(theta=theta, opt_state=opt_state, iteration=state.iteration + 1, curvature=None)
             return new, LaplaceInfo(float(log_joint), float(np.linalg.norm(grad)))
         if state.curvature is None:  # entering the Newton phase: full-data values and curvature at θ
-            log_joint, grad = _evaluate(model, state.theta, precision, model_precision)
+            log_joint, grad = evaluate_with_prior(model, state.theta, precision, model_precision)
             state = state._replace(log_joint=log_joint, grad=grad)
             state = state._replace(curvature=self._curvature(model, state.theta, model_precision))
         eigenvalues, eigenvectors = np.linalg.eigh(state.curvature)
@@ -194,12 +200,12 @@ class Laplace(Method):
                 eigenvalues, eigenvectors.T @ grad_lik, eigenvectors.T @ state.theta, logdet_curvature, precision[0]
             )
             new_precision = np.full(model.dim, alpha)
-            log_joint = log_joint + _log_prior_shift(state.theta, new_precision, precision)
+            log_joint = log_joint + log_prior_shift(state.theta, new_precision, precision)
             grad, precision = grad_lik - alpha * state.theta, new_precision
         # the Newton direction under `precision`: C⁺ + diag(p) is positive definite
         direction = np.linalg.solve((eigenvectors * eigenvalues) @ eigenvectors.T + np.diag(precision), grad)
         candidates = state.theta + line_search_fractions()[:, None] * direction
-        values, grads = _evaluate(model, candidates, precision, model_precision)
+        values, grads = evaluate_with_prior(model, candidates, precision, model_precision)
         best = int(np.argmax(values))
         theta = state.theta
         if values[best] > log_joint:  # else stay: converged to rounding, or the quadratic model misleads
@@ -243,18 +249,3 @@ class Laplace(Method):
         cov = (vectors / values) @ vectors.T
         cov = 0.5 * (cov + cov.T)
         return LaplacePosterior(state.theta.copy(), cov=cov, linearized=self.linearized, diagnostics=diagnostics)
-
-
-def _evaluate(model, theta, precision, model_precision, idx=None) -> tuple:
-    """log p(θ, D) and its gradient under the prior precision in use (the model's own prior swapped out)."""
-    log_joint, grad = model.log_joint_and_grad(theta, idx)
-    if np.array_equal(precision, model_precision):
-        return log_joint, grad
-    return log_joint + _log_prior_shift(theta, precision, model_precision), grad - (precision - model_precision) * theta
-
-
-def _log_prior_shift(theta, precision, model_precision):
-    """log N(θ; 0, diag(1/p)) − log N(θ; 0, diag(1/p₀)): the same log joint under another prior precision."""
-    if np.array_equal(precision, model_precision):
-        return 0.0 if np.ndim(theta) == 1 else np.zeros(np.shape(theta)[0])
-    return 0.5 * np.sum(np.log(precision / model_precision)) - 0.5 * np.square(theta) @ (precision - model_precision)
