@@ -28,6 +28,7 @@ __all__ = [
     "BINARY_TREE_OPS",
     "expressions",
     "evaluate",
+    "mlp_layer_sizes",
 ]
 
 MAX_SIDE = 4
@@ -192,3 +193,8 @@ def evaluate(tree, x, reference: bool = False):
     table = UNARY_TREE_OPS if len(tree) == 2 else BINARY_TREE_OPS
     fn = table[name][1 if reference else 0]
     return fn(*(evaluate(child, x, reference) for child in tree[1:]))
+
+
+def mlp_layer_sizes(max_width: int = 5, max_layers: int = 4):
+    """Widths from input to output of a small MLP: 2 to ``max_layers`` entries in 1..``max_width``."""
+    return st.lists(st.integers(1, max_width), min_size=2, max_size=max_layers)

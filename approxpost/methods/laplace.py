@@ -179,7 +179,7 @@ class Laplace(Method):
         precision = state.prior_precision
         if state.iteration < self.n_steps:
             idx = None
-            if self.batch_size is not None and self.batch_size < model.n_data:
+            if self.batch_size is not None and model.n_data is not None and self.batch_size < model.n_data:
                 idx = rng.choice(model.n_data, size=int(self.batch_size), replace=False)
             log_joint, grad = evaluate_with_prior(model, state.theta, precision, model_precision, idx)
             (theta,), opt_state = Adam(self.learning_rate).update((state.theta,), (-grad,), state.opt_state)

@@ -1,13 +1,18 @@
 """Laplace against the conjugate oracle (mean, covariance, evidence, evidence-optimal prior std), the GGN
 against the exact Hessian where they must agree, the GLM predictive, the gap BNN, and bad settings."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import optimize
+from strategies import mlp_layer_sizes
 
 import approxpost as ap
-from approxpost.linearized import ggn, network_jacobian
-from approxpost.methods.curvature import hessian
+from approxpost.linearized import JACOBIAN_CHUNK, ggn, network_jacobian
+from approxpost.methods.curvature import hessian, line_search_fractions
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +80,31 @@ def test_batched_hessian_matches_the_analytic_one_and_costs_2d_rows(linear):
     assert counter.grad_evals == 2 * linear.dim
 
 
+class _CallCounter:
+    """Counts calls of ``log_joint_and_grad`` (not rows): the Hessian must be batched, never D calls."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def log_joint_and_grad(self, theta, idx=None):
+        self.calls += 1
+        return self.model.log_joint_and_grad(theta, idx)
+
+
+def test_newton_steps_make_two_batched_calls_each_whatever_d():
+    data = ap.datasets.linear(n=30, n_features=6, noise_std=0.5, seed=0)  # D = 7
+    model = _CallCounter(ap.models.LinearRegression(data.x, data.y, noise_std=0.5))
+    n_newton = 3
+    post = ap.Laplace(hessian="full", n_steps=0, n_newton=n_newton).fit(model, seed=0)
+    # init; entering the Newton phase: value + Hessian; then per step: line search + Hessian
+    assert model.calls == 1 + 2 + 2 * n_newton
+    rows = 1 + (1 + 2 * 7) + n_newton * (len(line_search_fractions()) + 2 * 7)
+    assert post.cost.grad_evals == rows
+
+
 def test_ggn_equals_the_hessian_for_a_linear_network():
     """With no hidden layer f is linear in θ, so −∇² log p(D|θ) = JᵀΛJ exactly."""
     data = ap.datasets.gap_regression(n=15, seed=1)
@@ -84,19 +114,26 @@ def test_ggn_equals_the_hessian_for_a_linear_network():
     np.testing.assert_allclose(ggn(model, theta), expected, rtol=1e-8)
 
 
-def test_network_jacobian_matches_finite_differences():
-    data = ap.datasets.gap_regression(n=40, seed=2)  # 40 points: more than one chunk of the batched VJP
-    net = ap.nn.MLP([1, 4, 2])
-    theta = net.init(np.random.default_rng(0), 1)[0]
-    f, jac = network_jacobian(type("M", (), {"net": net, "x": data.x})(), theta)
-    assert f.shape == (40, 2) and jac.shape == (40, 2, net.dim)
-    np.testing.assert_allclose(f, net.forward(theta, data.x))
+@given(
+    sizes=mlp_layer_sizes(),
+    n=st.integers(1, 2 * JACOBIAN_CHUNK + 3),  # across chunk boundaries of the batched VJP
+    activation=st.sampled_from(["tanh", "relu"]),
+    seed=st.integers(0, 2**16),
+)
+def test_network_jacobian_matches_central_differences(sizes, n, activation, seed):
+    rng = np.random.default_rng(seed)
+    net = ap.nn.MLP(sizes, activation=activation)
+    x = rng.standard_normal((n, sizes[0]))
+    theta = net.init(rng, 1)[0]
+    f, jac = network_jacobian(SimpleNamespace(net=net, x=x), theta)
+    assert f.shape == (n, sizes[-1]) and jac.shape == (n, sizes[-1], net.dim)
+    np.testing.assert_allclose(f, net.forward(theta, x), rtol=1e-12, atol=1e-12)
+    # every column at once: θ ± h e_i for all i as one batch of 2D networks (exact for relu away from kinks)
     h = 1e-6
-    for i in (0, 5, net.dim - 1):
-        e = np.zeros(net.dim)
-        e[i] = h
-        column = (net.forward(theta + e, data.x) - net.forward(theta - e, data.x)) / (2 * h)
-        np.testing.assert_allclose(jac[:, :, i], column, rtol=1e-6, atol=1e-9)
+    shifted = np.concatenate([theta + h * np.eye(net.dim), theta - h * np.eye(net.dim)])
+    outputs = np.asarray(net.forward(shifted, x))
+    columns = (outputs[: net.dim] - outputs[net.dim :]) / (2 * h)  # (D, n, out)
+    np.testing.assert_allclose(jac, np.moveaxis(columns, 0, -1), rtol=1e-5, atol=1e-7)
 
 
 def test_linearised_predictive_is_exact_for_a_linear_model(linear):

@@ -48,7 +48,7 @@ def test_sgld_bias_grows_with_the_step_size_as_predicted(linear):
     exact = linear.exact_posterior().std
     ratios = []
     for step_size in (1e-3, 1e-2, 2e-2):
-        post = ap.SGLD(step_size=step_size, n_samples=20_000, n_warmup=500, n_chains=4).fit(linear, seed=0)
+        post = ap.SGLD(step_size=step_size, n_samples=10_000, n_warmup=500, n_chains=4).fit(linear, seed=0)
         predicted = stationary_std(linear, step_size)
         # the variance estimate's MCSE, carried to the std: δσ ≈ δσ²/2σ
         centred = post.draws - post.mean
