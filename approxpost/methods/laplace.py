@@ -30,6 +30,7 @@ __all__ = ["Laplace", "LaplaceState", "LaplaceInfo", "HESSIANS"]
 
 HESSIANS = ("full", "diag", "ggn")
 _LOG_2PI = float(np.log(2.0 * np.pi))
+_ROUNDING = 64 * float(np.finfo(np.float64).eps)  # relative size of rounding in a log joint summed over data
 
 
 class LaplaceState(NamedTuple):
@@ -129,7 +130,8 @@ class Laplace(Method):
 
     def grad_evals_per_step(self, model) -> int:
         """A Newton step's cost, the dearest: the line search plus 2D gradients for a Hessian."""
-        curvature = 2 * model.dim if self.hessian != "ggn" else int(np.shape(model.y)[-1])
+        n_outputs = int(getattr(getattr(model, "net", None), "n_outputs", 1))
+        curvature = 2 * model.dim if self.hessian != "ggn" else n_outputs  # J costs ~ one backward pass an output
         return len(line_search_fractions()) + curvature
 
     def with_budget(self, grad_evals: int) -> Laplace:
@@ -155,8 +157,7 @@ class Laplace(Method):
                 f"hessian={self.hessian!r} with optimize_prior={self.optimize_prior} needs a N(0, s²) prior "
                 f"(model.prior_distribution()), but {type(model).__name__} gives {prior!r}"
             )
-        return np.zeros(model.dim)  # the whole log density is then the "likelihood" part
-        # (its curvature is not projected: a non-PD Hessian is reported when the posterior is built)
+        return np.zeros(model.dim)  # no prior to fall back on: the whole log density is the "likelihood" part
 
     def init(self, model, position, rng: np.random.Generator) -> LaplaceState:
         """θ = ``position``, its log joint and gradient, fresh Adam moments, the model's prior precision."""
@@ -191,6 +192,12 @@ class Laplace(Method):
             state = state._replace(log_joint=log_joint, grad=grad)
             state = state._replace(curvature=self._curvature(model, state.theta, model_precision))
         eigenvalues, eigenvectors = np.linalg.eigh(state.curvature)
+        if not np.any(state.prior_precision) and eigenvalues[0] <= 0:
+            raise ValueError(
+                f"the Hessian at θ is not positive definite (smallest eigenvalue {eigenvalues[0]:.3g}) and "
+                f"{type(model).__name__} has no Gaussian prior to fall back on: start nearer the mode (init) "
+                f"or take more Adam steps (n_steps={self.n_steps})"
+            )
         eigenvalues = np.maximum(eigenvalues, 0.0)  # the PSD projection C⁺ (see Notes)
         log_joint, grad = state.log_joint, state.grad
         if self.optimize_prior:
@@ -206,9 +213,14 @@ class Laplace(Method):
         direction = np.linalg.solve((eigenvectors * eigenvalues) @ eigenvectors.T + np.diag(precision), grad)
         candidates = state.theta + line_search_fractions()[:, None] * direction
         values, grads = evaluate_with_prior(model, candidates, precision, model_precision)
+        # within rounding of the mode the values cannot tell the points apart: trust the full Newton step
+        # (its gradient is the smaller); otherwise take the highest point, or stay if none is higher
+        rounding = _ROUNDING * max(1.0, abs(log_joint))
         best = int(np.argmax(values))
+        if values[best] <= log_joint + rounding and values[0] >= log_joint - rounding:
+            best = 0
         theta = state.theta
-        if values[best] > log_joint:  # else stay: converged to rounding, or the quadratic model misleads
+        if values[best] >= log_joint - rounding:
             theta, log_joint, grad = candidates[best], float(values[best]), grads[best]
         curvature = self._curvature(model, theta, model_precision)
         new = LaplaceState(theta, log_joint, grad, state.opt_state, precision, curvature, state.iteration + 1)
