@@ -80,7 +80,7 @@ class Laplace(Method):
 
     Notes
     -----
-    log p(D) ≈ log p(θ*, D) + (D/2) log 2π − ½ log det Λ. With a Gaussian
+    log p(D) ≈ log p(θ*, D) + (D/2) log 2π − ½ log det Λ (for "diag", of the diagonal Λ). With a Gaussian
     prior of precision α, Λ = C + αI where C is the curvature of −log p(D|θ).
     *Indefinite curvature* (a saddle, or a mode not yet reached): C is
     replaced by its projection on the PSD matrices (negative eigenvalues set

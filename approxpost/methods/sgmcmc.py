@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..posteriors import SamplePosterior
-from .base import check_positive, check_probability
+from .base import check_positive
 from .mcmc_common import MIN_DRAWS, MCMCMethod
 
 __all__ = ["SGLD", "SGHMC", "SGMCMCState", "SGMCMCInfo", "SCHEDULES", "cyclical_step_size"]
@@ -62,7 +62,8 @@ class _SGMCMC(MCMCMethod):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
         check_positive("n_cycles", self.n_cycles, integer=True)
-        if not (isinstance(self.exploration, (int, float)) and 0 <= self.exploration < 1):
+        exploration = self.exploration
+        if isinstance(exploration, bool) or not (isinstance(exploration, (int, float)) and 0 <= exploration < 1):
             raise ValueError(f"exploration must lie in [0, 1), got {self.exploration!r}")
         kept = self.n_samples if self.schedule == "constant" else self.n_samples * (1 - self.exploration)
         if kept < MIN_DRAWS * (self.n_cycles if self.schedule == "cyclical" else 1):
@@ -194,8 +195,11 @@ class SGHMC(_SGMCMC):
 
     def validate(self) -> None:
         super().validate()
-        if self.friction != 1:
-            check_probability("friction", self.friction)
+        friction = self.friction
+        if isinstance(friction, bool) or not isinstance(friction, (int, float, np.integer, np.floating)):
+            raise ValueError(f"friction must be a number in (0, 1], got {friction!r}")
+        if not 0 < friction <= 1:
+            raise ValueError(f"friction must lie in (0, 1], got {friction!r}")
 
     def init(self, model, position, rng: np.random.Generator) -> SGMCMCState:
         """Every chain at ``position`` with a velocity drawn from N(0, η I)."""

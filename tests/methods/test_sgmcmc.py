@@ -112,6 +112,8 @@ def test_divergence_is_a_clear_error(linear):
         (ap.SGLD, {"n_warmup": -1}),
         (ap.SGHMC, {"friction": 0.0}),
         (ap.SGHMC, {"friction": 1.5}),
+        (ap.SGHMC, {"friction": True}),
+        (ap.SGLD, {"exploration": True}),
         (ap.SGHMC, {"n_chains": 0}),
     ],
 )
