@@ -86,7 +86,8 @@ class Laplace(Method):
     replaced by its projection on the PSD matrices (negative eigenvalues set
     to 0; for "diag", negative entries), so Λ ≥ prior precision and every
     direction the data bend the wrong way falls back on the prior. At a
-    mode of a log-concave likelihood nothing changes. ``diagnostics`` has
+    mode of a log-concave likelihood nothing changes. Without a N(0, s²) prior
+    there is nothing to fall back on: a non-PD Hessian is a ``ValueError``. ``diagnostics`` has
     ``log_evidence``, ``clipped_eigenvalues`` (how many were raised),
     ``grad_norm`` at θ*, and with ``optimize_prior`` ``prior_std``.
 
