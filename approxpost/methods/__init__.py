@@ -1,6 +1,6 @@
 """Approximation methods: one module each, all driven by ``Method.fit`` in ``base``."""
 
-from .base import CostCounter, Method
+from .base import Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
 from .hmc import HMC
@@ -11,7 +11,6 @@ from .sgmcmc import SGHMC, SGLD
 
 __all__ = [
     "Method",
-    "CostCounter",
     "Metropolis",
     "HMC",
     "ImportanceSampling",

@@ -14,10 +14,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..distributions import Normal
+from .. import _validate as check
+from ..distributions import LOG_2PI, Normal
 from ..linearized import LaplacePosterior, ggn
 from ..optim import Adam, AdamState
-from .base import Method, check_positive
+from .base import Method
 from .curvature import (
     evaluate_with_prior,
     hessian,
@@ -29,8 +30,12 @@ from .curvature import (
 __all__ = ["Laplace", "LaplaceState", "LaplaceInfo", "HESSIANS"]
 
 HESSIANS = ("full", "diag", "ggn")
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _ROUNDING = 64 * float(np.finfo(np.float64).eps)  # relative size of rounding in a log joint summed over data
+
+
+def _fixed_cost(n_newton) -> int:
+    """The least a run costs whatever the model: the start, entering the Newton phase, the line searches."""
+    return 2 + int(n_newton) * len(line_search_fractions())
 
 
 class LaplaceState(NamedTuple):
@@ -77,6 +82,10 @@ class Laplace(Method):
         For networks it is the better one: sampled weights from a Laplace
         Gaussian make wild networks (the precision is small along the many
         directions the data do not pin down), the GLM keeps f near f(x; θ*).
+    budget
+        Set by :meth:`with_budget`: the most model evaluations the whole run
+        may cost. The Adam steps are then what is left after the Newton
+        phase (at most ``n_steps``); spare iterations at the end change nothing.
 
     Notes
     -----
@@ -110,35 +119,63 @@ class Laplace(Method):
     batch_size: int | None = None
     n_newton: int = 10
     linearized: bool = False
+    budget: int | None = None
 
     def validate(self) -> None:
         if self.hessian not in HESSIANS:
             raise ValueError(f"hessian must be one of {', '.join(map(repr, HESSIANS))}, got {self.hessian!r}")
-        if not isinstance(self.optimize_prior, (bool, np.bool_)):
-            raise ValueError(f"optimize_prior must be True or False, got {self.optimize_prior!r}")
-        if not isinstance(self.linearized, (bool, np.bool_)):
-            raise ValueError(f"linearized must be True or False, got {self.linearized!r}")
-        if isinstance(self.n_steps, bool) or not isinstance(self.n_steps, (int, np.integer)) or self.n_steps < 0:
-            raise ValueError(f"n_steps must be a non-negative integer, got {self.n_steps!r}")
-        check_positive("learning_rate", self.learning_rate)
-        check_positive("n_newton", self.n_newton, integer=True)
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, integer=True)
+        check.flag("optimize_prior", self.optimize_prior)
+        check.flag("linearized", self.linearized)
+        check.count("n_steps", self.n_steps, minimum=0)
+        check.positive("learning_rate", self.learning_rate)
+        check.count("n_newton", self.n_newton)
+        check.optional(check.count, "batch_size", self.batch_size)
+        check.optional(check.count, "budget", self.budget, _fixed_cost(self.n_newton), "the Newton phase's least cost")
 
     @property
     def n_main_steps(self) -> int:
         return int(self.n_steps) + int(self.n_newton)
 
-    def grad_evals_per_step(self, model) -> int:
-        """A Newton step's cost, the dearest: the line search plus 2D gradients for a Hessian."""
-        n_outputs = int(getattr(getattr(model, "net", None), "n_outputs", 1))
-        curvature = 2 * model.dim if self.hessian != "ggn" else n_outputs  # J costs ~ one backward pass an output
-        return len(line_search_fractions()) + curvature
+    def _curvature_rows(self, model) -> int:
+        """Counted rows of one curvature evaluation: 2D shifted gradients for a Hessian, none for the GGN."""
+        return 0 if self.hessian == "ggn" else 2 * int(model.dim)
 
-    def with_budget(self, grad_evals: int) -> Laplace:
-        """A copy with ``n_steps = grad_evals`` Adam steps; the Newton polish is a fixed extra cost."""
-        check_positive("grad_evals", grad_evals, integer=True)
-        return dataclasses.replace(self, n_steps=int(grad_evals))
+    def evals_per_step(self, model) -> int:
+        """The dearest step, the first Newton one: full-data value + curvature, line search, curvature again."""
+        curvature = self._curvature_rows(model)
+        return 1 + curvature + len(line_search_fractions()) + curvature + self.uncounted_evals_per_step(model)[0]
+
+    def uncounted_evals_per_step(self, model) -> tuple:
+        """The GGN's Jacobian runs ``model.net.forward`` itself: ~one backward pass an output, charged every step."""
+        if self.hessian != "ggn":
+            return 0, 0
+        return int(getattr(getattr(model, "net", None), "n_outputs", 1)), 0
+
+    def with_budget(self, n_evals: int) -> Laplace:
+        """A copy whose run costs at most ``n_evals`` evaluations, the Newton polish included.
+
+        The Newton phase's cost depends on the model (2D rows a Hessian), so
+        the copy keeps ``budget = n_evals`` and ``step`` works out how many
+        Adam steps the rest pays for; ``n_steps`` becomes the most there can
+        be, and iterations left after the Newton phase change nothing.
+        """
+        n_evals = check.count("n_evals", n_evals, _fixed_cost(self.n_newton), "the Newton phase's least cost")
+        # every iteration costs at least one evaluation, two with the GGN (one Adam gradient + the Jacobian charge)
+        return dataclasses.replace(self, n_steps=n_evals // (2 if self.hessian == "ggn" else 1), budget=n_evals)
+
+    def n_adam_steps(self, model) -> int:
+        """Adam steps of the run: ``n_steps``, or under a ``budget`` what is left after the Newton phase."""
+        if self.budget is None:
+            return int(self.n_steps)
+        curvature, fractions = self._curvature_rows(model), len(line_search_fractions())
+        charged = self.n_main_steps * self.uncounted_evals_per_step(model)[0]
+        left = int(self.budget) - 1 - (1 + curvature) - int(self.n_newton) * (fractions + curvature) - charged
+        if left < 0:
+            raise ValueError(
+                f"budget={self.budget} (n_evals) does not pay for the Newton phase on {type(model).__name__} "
+                f"(D={model.dim}, hessian={self.hessian!r}): give a larger budget or fewer n_newton"
+            )
+        return min(int(self.n_steps), left)
 
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
         """The starting point (D,): ``init`` if given, else one draw of ``model.init``."""
@@ -162,6 +199,7 @@ class Laplace(Method):
 
     def init(self, model, position, rng: np.random.Generator) -> LaplaceState:
         """θ = ``position``, its log joint and gradient, fresh Adam moments, the model's prior precision."""
+        self.n_adam_steps(model)  # a budget too small for this model fails here, before any step
         precision = self._prior_precision(model)
         if self.optimize_prior and np.ptp(precision) > 1e-12 * precision.max():
             raise ValueError("optimize_prior needs an isotropic prior N(0, s² I); the model's prior stds differ")
@@ -176,10 +214,14 @@ class Laplace(Method):
         return hessian(model, theta) - np.diag(model_precision)
 
     def step(self, model, state: LaplaceState, rng: np.random.Generator) -> tuple:
-        """An Adam step (iterations < n_steps), else a Newton step with the batched line search."""
+        """An Adam step (the first ``n_adam_steps``), then ``n_newton`` Newton steps with the batched line search."""
         model_precision = self._prior_precision(model)
         precision = state.prior_precision
-        if state.iteration < self.n_steps:
+        n_adam = self.n_adam_steps(model)
+        if state.iteration >= n_adam + int(self.n_newton):  # a budget's spare iterations: nothing left to pay for
+            info = LaplaceInfo(float(state.log_joint), float(np.linalg.norm(state.grad)))
+            return state._replace(iteration=state.iteration + 1), info
+        if state.iteration < n_adam:
             idx = None
             if self.batch_size is not None and model.n_data is not None and self.batch_size < model.n_data:
                 idx = rng.choice(model.n_data, size=int(self.batch_size), replace=False)
@@ -248,7 +290,7 @@ class Laplace(Method):
                 "on: run more n_steps / n_newton, or use a model whose prior_distribution() is a Normal"
             )
         diagnostics = {
-            "log_evidence": float(state.log_joint + 0.5 * dim * _LOG_2PI - 0.5 * log_det),
+            "log_evidence": float(state.log_joint + 0.5 * dim * LOG_2PI - 0.5 * log_det),
             "clipped_eigenvalues": clipped,
             "grad_norm": float(np.linalg.norm(state.grad)),
         }

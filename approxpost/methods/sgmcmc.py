@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from ..posteriors import SamplePosterior
-from .base import check_positive
 from .mcmc_common import MIN_DRAWS, MCMCMethod
 
 __all__ = ["SGLD", "SGHMC", "SGMCMCState", "SGMCMCInfo", "SCHEDULES", "cyclical_step_size"]
@@ -52,19 +52,15 @@ class _SGMCMC(MCMCMethod):
     """What SGLD and SGHMC share: settings, minibatches, the schedule, the posterior of the sampling steps."""
 
     def validate(self) -> None:
-        check_positive("step_size", self.step_size)
-        check_positive("n_samples", self.n_samples, integer=True)
-        check_positive("n_chains", self.n_chains, integer=True)
-        if isinstance(self.n_warmup, bool) or not isinstance(self.n_warmup, (int, np.integer)) or self.n_warmup < 0:
-            raise ValueError(f"n_warmup must be a non-negative integer, got {self.n_warmup!r}")
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, integer=True)
+        check.positive("step_size", self.step_size)
+        check.count("n_samples", self.n_samples)
+        check.count("n_chains", self.n_chains)
+        check.count("n_warmup", self.n_warmup, minimum=0)
+        check.optional(check.count, "batch_size", self.batch_size)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
-        check_positive("n_cycles", self.n_cycles, integer=True)
-        exploration = self.exploration
-        if isinstance(exploration, bool) or not (isinstance(exploration, (int, float)) and 0 <= exploration < 1):
-            raise ValueError(f"exploration must lie in [0, 1), got {self.exploration!r}")
+        check.count("n_cycles", self.n_cycles)
+        check.number("exploration", self.exploration, 0.0, 1.0, closed="left")
         kept = self.n_samples if self.schedule == "constant" else self.n_samples * (1 - self.exploration)
         if kept < MIN_DRAWS * (self.n_cycles if self.schedule == "cyclical" else 1):
             raise ValueError(
@@ -92,6 +88,20 @@ class _SGMCMC(MCMCMethod):
                 "the chains have diverged; use a smaller step_size"
             )
         return np.asarray(log_joint, dtype=np.float64), grad
+
+    def with_budget(self, n_evals: int) -> _SGMCMC:
+        """A copy whose run costs about ``n_evals`` evaluations: one minibatch gradient per chain per step.
+
+        Unlike HMC, nothing is evaluated at the start; the iterations are
+        split between warm-up and draws in the current proportion.
+        """
+        per_step = self.evals_per_step(None)
+        smallest = per_step * (MIN_DRAWS + (1 if self.n_warmup else 0))
+        why = f"{MIN_DRAWS} draws at {per_step} evaluations an iteration"
+        n_steps = check.count("n_evals", n_evals, smallest, why) // per_step
+        n_warmup = int(round(n_steps * self.n_warmup / (self.n_warmup + self.n_samples)))
+        n_warmup = min(n_warmup, n_steps - MIN_DRAWS)
+        return dataclasses.replace(self, n_warmup=n_warmup, n_samples=n_steps - n_warmup)
 
     def start_warmup(self, model, state):
         return None  # nothing adapts: the step size is the user's (or the schedule's)
@@ -195,11 +205,7 @@ class SGHMC(_SGMCMC):
 
     def validate(self) -> None:
         super().validate()
-        friction = self.friction
-        if isinstance(friction, bool) or not isinstance(friction, (int, float, np.integer, np.floating)):
-            raise ValueError(f"friction must be a number in (0, 1], got {friction!r}")
-        if not 0 < friction <= 1:
-            raise ValueError(f"friction must lie in (0, 1], got {friction!r}")
+        check.number("friction", self.friction, 0.0, 1.0, closed="right")
 
     def init(self, model, position, rng: np.random.Generator) -> SGMCMCState:
         """Every chain at ``position`` with a velocity drawn from N(0, η I)."""

@@ -72,12 +72,28 @@ def test_optimised_prior_std_maximises_the_evidence(linear, kind):
 
 
 def test_batched_hessian_matches_the_analytic_one_and_costs_2d_rows(linear):
-    counter = ap.methods.CostCounter(linear)
+    counter = _RowCounter(linear)
     theta = np.array([0.3, -1.2])
     precision = linear.posterior_precision()
     # exact up to rounding (the gradient is linear in θ): ε·|∇|/h relative to the largest entry
     np.testing.assert_allclose(hessian(counter, theta), precision, rtol=0, atol=1e-10 * np.max(np.abs(precision)))
-    assert counter.grad_evals == 2 * linear.dim
+    assert counter.rows == 2 * linear.dim
+
+
+class _RowCounter:
+    """Counts the rows of θ passed to ``log_joint_and_grad``, as ``fit``'s counting model does."""
+
+    def __init__(self, model):
+        self.model, self.rows = model, 0
+
+    def __getattr__(self, name):
+        if name == "model":  # fit's counting copy is made before __init__ has run on it (copy.copy)
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def log_joint_and_grad(self, theta, idx=None):
+        self.rows += 1 if np.ndim(theta) == 1 else np.shape(theta)[0]
+        return self.model.log_joint_and_grad(theta, idx)
 
 
 class _CallCounter:
@@ -87,6 +103,8 @@ class _CallCounter:
         self.model, self.calls = model, 0
 
     def __getattr__(self, name):
+        if name == "model":  # fit's counting copy is made before __init__ has run on it (copy.copy)
+            raise AttributeError(name)
         return getattr(self.model, name)
 
     def log_joint_and_grad(self, theta, idx=None):
@@ -230,10 +248,21 @@ def test_a_model_without_a_gaussian_prior_is_exact_at_its_mode_and_refused_where
         ap.Laplace(n_steps=0, n_newton=2).fit(model, seed=0, init=np.array([0.1]))
 
 
-def test_budget_sets_the_adam_steps():
-    assert ap.Laplace(n_newton=4).with_budget(700).n_steps == 700
-    with pytest.raises(ValueError, match="grad_evals"):
+@pytest.mark.parametrize("kind", ["full", "ggn"])
+def test_budget_pays_for_the_newton_phase_and_the_adam_steps_get_the_rest(linear, kind):
+    method = ap.Laplace(hessian=kind, n_newton=4).with_budget(700)
+    curvature = 0 if kind == "ggn" else 2 * linear.dim
+    charged = method.n_main_steps if kind == "ggn" else 0  # the Jacobian, declared per step (one output)
+    n_adam = 700 - 1 - (1 + curvature) - 4 * (len(line_search_fractions()) + curvature) - charged
+    assert method.n_adam_steps(linear) == n_adam
+    post = method.fit(linear, seed=0)
+    assert post.cost.grad_evals == 700
+    # the Newton phase ran: the mode is the exact posterior mean
+    assert relative(post.mean, linear.exact_posterior().mean) < 1e-8
+    with pytest.raises(ValueError, match="n_evals"):
         ap.Laplace().with_budget(0)
+    with pytest.raises(ValueError, match="n_evals"):  # enough for the D-free part, not for 2D-row Hessians
+        ap.Laplace(n_newton=4).with_budget(40).fit(linear, seed=0)
 
 
 class _SoftmaxRegression(ap.models.Model):

@@ -12,14 +12,6 @@ from approxpost.methods.sgmcmc import cyclical_step_size
 N_SE = 4.0
 
 
-@pytest.fixture(scope="module")
-def linear():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal(30)
-    y = 0.5 * x + 0.3 + 0.5 * rng.standard_normal(30)
-    return ap.models.LinearRegression(x, y, noise_std=0.5, prior_std=1.0)
-
-
 def stationary_std(model, step_size):
     """The exact stationary std of full-batch SGLD on a Gaussian: Σ = AΣAᵀ + εI with A = I − εΛ/2."""
     a = np.eye(model.dim) - 0.5 * step_size * model.posterior_precision()
@@ -34,22 +26,22 @@ def stationary_std(model, step_size):
     ],
     ids=["SGLD", "SGHMC"],
 )
-def test_small_full_batch_step_recovers_the_conjugate_posterior(linear, method):
-    post = method.fit(linear, seed=1)
-    exact = linear.exact_posterior()
-    assert post.draws.shape == (4, 5000, linear.dim)
+def test_small_full_batch_step_recovers_the_conjugate_posterior(line, method):
+    post = method.fit(line, seed=1)
+    exact = line.exact_posterior()
+    assert post.draws.shape == (4, 5000, line.dim)
     assert np.all(np.abs(post.mean - exact.mean) < N_SE * mcse(post.draws))
     np.testing.assert_allclose(post.std, exact.std, rtol=0.1)
     assert np.all(post.diagnostics["rhat"] < 1.05)
 
 
-def test_sgld_bias_grows_with_the_step_size_as_predicted(linear):
+def test_sgld_bias_grows_with_the_step_size_as_predicted(line):
     """The teaching point: no accept step, so the chain's spread is inflated, more so for larger ε."""
-    exact = linear.exact_posterior().std
+    exact = line.exact_posterior().std
     ratios = []
     for step_size in (1e-3, 1e-2, 2e-2):
-        post = ap.SGLD(step_size=step_size, n_samples=10_000, n_warmup=500, n_chains=4).fit(linear, seed=0)
-        predicted = stationary_std(linear, step_size)
+        post = ap.SGLD(step_size=step_size, n_samples=10_000, n_warmup=500, n_chains=4).fit(line, seed=0)
+        predicted = stationary_std(line, step_size)
         # the variance estimate's MCSE, carried to the std: δσ ≈ δσ²/2σ
         centred = post.draws - post.mean
         se = mcse(centred**2) / (2 * post.std)
@@ -60,9 +52,9 @@ def test_sgld_bias_grows_with_the_step_size_as_predicted(linear):
     assert np.all(ratios[-1] > 1.3)  # clearly biased at the largest step
 
 
-def test_minibatch_gradients_still_find_the_posterior(linear):
-    post = ap.SGLD(step_size=1e-3, batch_size=10, n_samples=5000, n_warmup=500).fit(linear, seed=2)
-    exact = linear.exact_posterior()
+def test_minibatch_gradients_still_find_the_posterior(line):
+    post = ap.SGLD(step_size=1e-3, batch_size=10, n_samples=5000, n_warmup=500).fit(line, seed=2)
+    exact = line.exact_posterior()
     # minibatch noise adds its own (step-size dependent) spread: tolerance from the MCSE and 10% on the std
     assert np.all(np.abs(post.mean - exact.mean) < N_SE * mcse(post.draws))
     np.testing.assert_allclose(post.std, exact.std, rtol=0.1)
@@ -78,26 +70,26 @@ def test_cyclical_schedule_follows_zhang_et_al():
     assert method.schedule_at(10)[1] is False  # a cycle starts exploring
 
 
-def test_cyclical_keeps_only_the_sampling_steps(linear):
+def test_cyclical_keeps_only_the_sampling_steps(line):
     method = ap.SGLD(step_size=1e-3, schedule="cyclical", n_cycles=4, exploration=0.5, n_samples=800, n_warmup=100)
-    post = method.fit(linear, seed=0)
-    assert post.draws.shape == (4, 400, linear.dim)
+    post = method.fit(line, seed=0)
+    assert post.draws.shape == (4, 400, line.dim)
     assert post.history["step_size"].shape == (900,)
     assert np.sum(post.history["sampling"][100:]) == 400
 
 
-def test_same_seed_same_chains_and_init_untouched(linear):
+def test_same_seed_same_chains_and_init_untouched(line):
     method = ap.SGHMC(step_size=1e-3, friction=0.5, batch_size=7, n_samples=50, n_warmup=10, n_chains=3)
-    init = np.zeros((3, linear.dim))
-    a, b = method.fit(linear, seed=5, init=init), method.fit(linear, seed=5, init=init)
+    init = np.zeros((3, line.dim))
+    a, b = method.fit(line, seed=5, init=init), method.fit(line, seed=5, init=init)
     np.testing.assert_array_equal(a.draws, b.draws)
     np.testing.assert_array_equal(init, 0.0)
     assert a.cost.grad_evals == 3 * 60  # one minibatch gradient per chain per step
 
 
-def test_divergence_is_a_clear_error(linear):
+def test_divergence_is_a_clear_error(line):
     with np.errstate(all="ignore"), pytest.raises(ValueError, match="smaller step_size"):
-        ap.SGLD(step_size=10.0, n_samples=500, n_warmup=0).fit(linear, seed=0)
+        ap.SGLD(step_size=10.0, n_samples=500, n_warmup=0).fit(line, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +97,7 @@ def test_divergence_is_a_clear_error(linear):
     [
         (ap.SGLD, {"step_size": 0.0}),
         (ap.SGLD, {"batch_size": 0}),
-        (ap.SGLD, {"schedule": "linear"}),
+        (ap.SGLD, {"schedule": "line"}),
         (ap.SGLD, {"n_cycles": 0}),
         (ap.SGLD, {"exploration": 1.0}),
         (ap.SGLD, {"n_samples": 2}),
@@ -122,7 +114,7 @@ def test_bad_settings(cls, settings):
         cls(**settings)
 
 
-def test_friction_one_is_sgld_with_twice_the_step(linear):
+def test_friction_one_is_sgld_with_twice_the_step(line):
     """α = 1: v ← η∇ + N(0, 2η), θ ← θ + v, i.e. SGLD with ε = 2η (one step later)."""
-    sghmc = ap.SGHMC(step_size=5e-4, friction=1.0, n_samples=4000, n_warmup=500).fit(linear, seed=3)
-    np.testing.assert_allclose(sghmc.std, stationary_std(linear, 1e-3), rtol=0.1)
+    sghmc = ap.SGHMC(step_size=5e-4, friction=1.0, n_samples=4000, n_warmup=500).fit(line, seed=3)
+    np.testing.assert_allclose(sghmc.std, stationary_std(line, 1e-3), rtol=0.1)
