@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 from . import autodiff, datasets, diagnostics, distributions, estimators, metrics, models, nn, optim, targets
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
-from .methods import BBVI, HMC, BayesByBackprop, ImportanceSampling, Metropolis
+from .linearized import LaplacePosterior
+from .methods import BBVI, HMC, SGHMC, SGLD, BayesByBackprop, ImportanceSampling, Laplace, Metropolis
 from .posteriors import (
     ClassPredictive,
     Cost,
@@ -50,6 +51,10 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "Laplace",
+    "SGLD",
+    "SGHMC",
+    "LaplacePosterior",
     "Posterior",
     "SamplePosterior",
     "WeightedPosterior",

@@ -21,6 +21,7 @@ __all__ = ["main", "build_model", "default_methods", "dataset_makers", "METHOD_N
 
 # Lower-case name on the command line -> label in tables and figures
 METHOD_NAMES = {"metropolis": "Metropolis", "hmc": "HMC", "is": "IS", "bbvi": "BBVI", "bbb": "BBB"}
+METHOD_NAMES.update(laplace="Laplace", sgld="SGLD", sghmc="SGHMC")
 
 
 def dataset_makers() -> dict:
@@ -57,6 +58,11 @@ def default_methods() -> dict:
         "is": ap.ImportanceSampling(n_samples=100_000),
         "bbvi": ap.BBVI(n_mc=16, n_steps=10_000, learning_rate=1e-2, control_variate=True),
         "bbb": ap.BayesByBackprop(n_mc=4, n_steps=10_000, learning_rate=1e-2),
+        # the GGN and its linearised predictive: sampled weights from a network's Laplace Gaussian make wild networks
+        "laplace": ap.Laplace(hessian="ggn", n_steps=5_000, learning_rate=1e-2, linearized=True),
+        # SG-MCMC has no accept step to rescue a large step: 1e-4 diverges on the gap BNN, 3e-5 does not
+        "sgld": ap.SGLD(step_size=3e-5, n_samples=5_000, n_warmup=5_000, n_chains=4),
+        "sghmc": ap.SGHMC(step_size=1e-5, friction=0.05, n_samples=5_000, n_warmup=5_000, n_chains=4),
     }
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "evaluate",
     "class_probabilities",
     "draw_probabilities",
+    "mlp_layer_sizes",
 ]
 
 MAX_SIDE = 4
@@ -222,3 +223,8 @@ def draw_probabilities(draw, max_draws: int = 5, max_n: int = 4, max_classes: in
     if weights.sum() == 0:
         weights[0] = 1.0
     return _softmax_rows(logits), weights
+
+
+def mlp_layer_sizes(max_width: int = 5, max_layers: int = 4):
+    """Widths from input to output of a small MLP: 2 to ``max_layers`` entries in 1..``max_width``."""
+    return st.lists(st.integers(1, max_width), min_size=2, max_size=max_layers)

@@ -51,7 +51,10 @@ def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
     "argv, message",
     [
         (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons"),
-        (["compare", "--methods", "hmc,nuts"], "unknown method 'nuts'; valid: all, metropolis, hmc, is, bbvi, bbb"),
+        (
+            ["compare", "--methods", "hmc,nope"],
+            "unknown method 'nope'; valid: all, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc",
+        ),
     ],
 )
 def test_unknown_names_exit_2_with_one_line(argv, message, capsys, tmp_path):
