@@ -11,8 +11,17 @@ __version__ = "0.1.0"
 from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, targets
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
-from .methods import BBVI, HMC, BayesByBackprop, ImportanceSampling, Metropolis
-from .posteriors import Cost, GaussianPosterior, Posterior, Predictive, SamplePosterior, WeightedPosterior
+from .methods import BBVI, HMC, MAP, BayesByBackprop, DeepEnsemble, ImportanceSampling, MCDropout, Metropolis
+from .posteriors import (
+    Cost,
+    GaussianPosterior,
+    PointPosterior,
+    Posterior,
+    Predictive,
+    SamplePosterior,
+    WeightedPosterior,
+)
+from .weight_posteriors import DropoutPosterior, EnsemblePosterior
 
 
 def __getattr__(name):
@@ -41,10 +50,16 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "MAP",
+    "DeepEnsemble",
+    "MCDropout",
     "Posterior",
     "SamplePosterior",
     "WeightedPosterior",
     "GaussianPosterior",
+    "PointPosterior",
+    "EnsemblePosterior",
+    "DropoutPosterior",
     "Predictive",
     "Cost",
     "compare",

@@ -18,7 +18,16 @@ import time
 __all__ = ["main", "build_model", "default_methods", "METHOD_NAMES"]
 
 # Lower-case name on the command line -> label in tables and figures
-METHOD_NAMES = {"metropolis": "Metropolis", "hmc": "HMC", "is": "IS", "bbvi": "BBVI", "bbb": "BBB"}
+METHOD_NAMES = {
+    "metropolis": "Metropolis",
+    "hmc": "HMC",
+    "is": "IS",
+    "bbvi": "BBVI",
+    "bbb": "BBB",
+    "map": "MAP",
+    "ensemble": "Ensemble",
+    "mc_dropout": "MC dropout",
+}
 
 
 def build_model(dataset):
@@ -41,6 +50,9 @@ def default_methods() -> dict:
         "is": ap.ImportanceSampling(n_samples=100_000),
         "bbvi": ap.BBVI(n_mc=16, n_steps=10_000, learning_rate=1e-2, control_variate=True),
         "bbb": ap.BayesByBackprop(n_mc=4, n_steps=10_000, learning_rate=1e-2),
+        "map": ap.MAP(n_steps=2_000, learning_rate=1e-2),
+        "ensemble": ap.DeepEnsemble(n_members=5, n_steps=2_000, learning_rate=1e-2),
+        "mc_dropout": ap.MCDropout(p=0.1, n_steps=2_000, learning_rate=1e-2),
     }
 
 

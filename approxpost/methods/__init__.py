@@ -3,8 +3,22 @@
 from .base import CostCounter, Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
+from .dropout import MCDropout
+from .ensemble import DeepEnsemble
 from .hmc import HMC
 from .importance import ImportanceSampling
+from .map import MAP
 from .metropolis import Metropolis
 
-__all__ = ["Method", "CostCounter", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop"]
+__all__ = [
+    "Method",
+    "CostCounter",
+    "Metropolis",
+    "HMC",
+    "ImportanceSampling",
+    "BBVI",
+    "BayesByBackprop",
+    "MAP",
+    "DeepEnsemble",
+    "MCDropout",
+]
