@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import approxpost as ap
 from approxpost.methods.ensemble import DeepEnsemble, EnsembleInfo, EnsembleState
@@ -102,16 +104,23 @@ def test_anchored_ensemble_on_a_network(mlp_regression):
     assert pred.samples.shape == (8, mlp_regression.n_data, 1) and np.all(pred.epistemic_std > 0)
 
 
-def test_ensemble_posterior_samples_are_stratified_over_members():
-    members = np.arange(12.0).reshape(4, 3)
+@given(n_members=st.integers(1, 7), n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_ensemble_posterior_samples_are_stratified_over_members(n_members, n, seed):
+    members = np.arange(3.0 * n_members).reshape(n_members, 3)
     post = ap.EnsemblePosterior(members)
-    for n in (3, 4, 10, 200):
-        rows = post.sample(n, seed=n)[:, 0] / 3
-        counts = np.bincount(rows.astype(int), minlength=4)
-        assert counts.sum() == n and counts.max() - counts.min() <= 1
+    draws = post.sample(n, seed=seed)
+    assert draws.shape == (n, 3)
+    counts = np.bincount((draws[:, 0] / 3).astype(int), minlength=n_members)
+    assert counts.sum() == n and counts.max() - counts.min() <= 1  # every member ⌊n/M⌋ or ⌈n/M⌉ times
+    np.testing.assert_array_equal(draws, members[(draws[:, 0] / 3).astype(int)])  # rows are members
     np.testing.assert_array_equal(post.mean, members.mean(axis=0))
     np.testing.assert_array_equal(post.std, members.std(axis=0))
-    assert not np.array_equal(post.sample(8, seed=0), post.sample(8, seed=1))  # random order
+
+
+def test_ensemble_posterior_draws_come_in_a_random_order():
+    post = ap.EnsemblePosterior(np.arange(12.0).reshape(4, 3))
+    assert not np.array_equal(post.sample(8, seed=0), post.sample(8, seed=1))
+    np.testing.assert_array_equal(post.sample(8, seed=2), post.sample(8, seed=2))
 
 
 def test_predict_with_a_multiple_of_m_draws_is_the_exact_mixture(mlp_regression):
