@@ -177,3 +177,12 @@ def test_models_without_hidden_units_are_refused():
         ap.DropoutPosterior(np.zeros(3), 1.5, np.array([-1, 0, 0]))
     with pytest.raises(ValueError, match="units must be integers"):
         ap.DropoutPosterior(np.zeros(3), 0.5, np.array([0, 0]))
+
+
+def test_init_is_not_modified_and_a_non_finite_start_is_a_clear_error(mlp_regression):
+    init = np.zeros(mlp_regression.dim)
+    MCDropout(n_steps=5).fit(mlp_regression, seed=0, init=init)
+    np.testing.assert_array_equal(init, 0.0)
+    init[0] = np.inf
+    with pytest.raises(ValueError, match="not finite"), np.errstate(invalid="ignore"):
+        MCDropout(n_steps=5).fit(mlp_regression, seed=0, init=init)

@@ -192,3 +192,12 @@ class _GaussianPriorNoData(ap.models.Model):
 
     def prior_distribution(self):
         return ap.distributions.Normal(np.zeros(2), np.ones(2))
+
+
+def test_init_is_not_modified_and_a_non_finite_start_is_a_clear_error(linear):
+    init = np.zeros((3, linear.dim))
+    DeepEnsemble(n_members=3, n_steps=5).fit(linear, seed=0, init=init)
+    np.testing.assert_array_equal(init, 0.0)
+    init[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"not finite at the starting point\(s\) \[1\]"):
+        DeepEnsemble(n_members=3, n_steps=5).fit(linear, seed=0, init=init)
