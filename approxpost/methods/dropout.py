@@ -16,7 +16,6 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import autodiff as ad
-from ..nn import MLP
 from ..weight_posteriors import DropoutPosterior, dropout_multipliers
 from .base import check_positive, check_probability
 from .point_common import OptimizerMethod, PointState, check_finite_gradient
@@ -28,17 +27,31 @@ __all__ = ["MCDropout", "DropoutInfo", "hidden_units"]
 def hidden_units(net) -> np.ndarray:
     """Which hidden unit each weight of ``net`` leaves: (D,) integers, −1 for weights no hidden unit feeds.
 
-    For an ``nn.MLP`` the units are the outputs of every layer but the last,
-    numbered layer by layer; row j of W_{l+1} (the weights out of unit j of
-    layer l) belongs to unit j. First-layer weights and all biases get −1.
+    The units are the outputs of every layer but the last, numbered layer by
+    layer: a dense layer's out units, a convolution's output channels. The
+    weights leaving unit j are those of the next layer that read it: row j of
+    a dense W (in, out); the filters' input channel j, W[:, j] of a
+    convolution (O, C, kh, kw); and, for the dense layer after the last
+    convolution, whose input is flattened in (channel, row, column) order,
+    the h·w consecutive rows of channel j. First-layer weights and all
+    biases get −1. Needs ``net.slices`` as ``nn.MLP`` (and ``nn.CNN``) lay θ out.
     """
-    if not isinstance(net, MLP):
-        raise ValueError(f"MCDropout needs an nn.MLP to know its hidden units, got {type(net).__name__}")
+    slices = getattr(net, "slices", None)
+    if not slices:
+        raise ValueError(f"MCDropout needs an nn.MLP or nn.CNN (a net with slices) to find its units, got {net!r}")
     units = np.full(net.dim, -1, dtype=np.int64)
-    offset = 0
-    for (w0, w1, (n_in, n_out)), _ in net.slices[1:]:
-        units[w0:w1] = offset + np.repeat(np.arange(n_in), n_out)  # W is (n_in, n_out), row-major
-        offset += n_in
+    offset, n_prev = 0, None
+    for (w0, w1, shape), _ in slices:
+        if n_prev is not None:
+            if len(shape) == 4 and shape[1] == n_prev:  # a convolution reads input channel j on axis 1
+                reads = np.broadcast_to(np.arange(n_prev)[None, :, None, None], shape)
+            elif len(shape) == 2 and shape[0] % n_prev == 0:  # a dense layer: unit j feeds in/n_prev rows
+                reads = np.broadcast_to(np.repeat(np.arange(n_prev), shape[0] // n_prev)[:, None], shape)
+            else:
+                raise ValueError(f"cannot tell which unit feeds the weights of shape {shape} in {net!r}")
+            units[w0:w1] = offset + reads.ravel()  # W is stored row-major
+            offset += n_prev
+        n_prev = shape[0] if len(shape) == 4 else shape[1]
     if offset == 0:
         raise ValueError(f"MCDropout needs hidden units, but {net!r} has none")
     return units
@@ -76,7 +89,8 @@ class MCDropout(OptimizerMethod):
     minibatch likelihood rescaled to the full data. The log prior on the
     unmasked θ is the weight decay of Gal & Ghahramani's objective (their
     (1 − p) factor on the decay is absorbed here into the prior's scale).
-    Needs a model whose ``net`` is an ``nn.MLP``. ``init`` is the starting θ
+    Needs a model whose ``net`` is an ``nn.MLP`` (or an ``nn.CNN``: channels are
+    then the units of its convolutions). ``init`` is the starting θ
     (D,); ``history`` holds ``objective`` and ``grad_norm``.
 
     References

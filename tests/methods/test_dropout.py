@@ -70,7 +70,7 @@ def test_hidden_units_are_the_rows_of_the_next_weight_matrix():
     np.testing.assert_array_equal(units[b3[0] : b3[1]], -1)
     with pytest.raises(ValueError, match="has none"):
         hidden_units(ap.nn.MLP([2, 1]))
-    with pytest.raises(ValueError, match="nn.MLP"):
+    with pytest.raises(ValueError, match="nn.MLP or nn.CNN"):
         hidden_units(object())
 
 
@@ -169,7 +169,7 @@ def test_bad_settings_are_refused(settings, match):
 
 def test_models_without_hidden_units_are_refused():
     data = ap.datasets.linear(n=10, seed=0)
-    with pytest.raises(ValueError, match="nn.MLP"):
+    with pytest.raises(ValueError, match="nn.MLP or nn.CNN"):
         MCDropout().fit(ap.models.LinearRegression(data.x, data.y), seed=0)
     with pytest.raises(ValueError, match="network"):
         MCDropout().fit(ap.targets.Gaussian(), seed=0)
