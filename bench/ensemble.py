@@ -7,7 +7,10 @@ perturbed targets (one more network pass) and an MC dropout step. Models:
 the gap problem's ``MLP([1, 50, 1])`` (D = 151) and the shared deep
 regression ``MLP([1, 50, 50, 1])`` on 100 points (D = 2701). Each timing
 steps a method from the same state; timings are interleaved and the median
-of several repeats is reported. Run: ``python bench/ensemble.py``.
+of several repeats is reported. The last rows time the hand-written NumPy
+log joint and gradient (bench/reference.py) at S = 1 and S = 5: the floor
+batching itself allows, independent of the engine. Run:
+``python bench/ensemble.py``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import statistics
 import time
 
 import numpy as np
-from reference import deep_regression
+from reference import deep_regression, hand_log_joint_and_grad
 
 import approxpost as ap
 
@@ -37,6 +40,14 @@ def seconds_per_step(method, model, n_steps: int) -> float:
     return (time.perf_counter() - start) / n_steps
 
 
+def seconds_per_hand_pass(model, n_rows: int, n_steps: int) -> float:
+    theta = model.init(np.random.default_rng(0), n_rows)
+    start = time.perf_counter()
+    for _ in range(n_steps):
+        hand_log_joint_and_grad(model, theta)
+    return (time.perf_counter() - start) / n_steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -53,12 +64,18 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so machine load hits every row alike
             for name, method in methods.items():
                 times[name].append(seconds_per_step(method, model, args.steps))
+            for rows in (1, 5):
+                times.setdefault(f"hand NumPy log joint + grad, S={rows}", []).append(
+                    seconds_per_hand_pass(model, rows, args.steps)
+                )
         base = statistics.median(times["MAP"])
         print(f"\n{label}, D = {model.dim}, N = {model.n_data}: median of {args.repeats} × {args.steps} steps")
         print("| method | ms / step | ratio to MAP |\n|---|---:|---:|")
         for name, values in times.items():
             median = statistics.median(values)
             print(f"| {name} | {1e3 * median:.3f} | {median / base:.2f} |")
+        hand = [statistics.median(times[f"hand NumPy log joint + grad, S={rows}"]) for rows in (1, 5)]
+        print(f"hand-written floor: S=5 / S=1 = {hand[1] / hand[0]:.2f}")
 
 
 if __name__ == "__main__":
