@@ -17,6 +17,9 @@ METHODS = {
     "IS": ap.ImportanceSampling(n_samples=2_000, batch_size=500),
     "BBVI": ap.BBVI(n_mc=8, n_steps=200, learning_rate=5e-2),
     "BBB": ap.BayesByBackprop(n_mc=2, n_steps=200, learning_rate=5e-2),
+    "MAP": ap.MAP(n_steps=100, learning_rate=1e-2),
+    "Ensemble": ap.DeepEnsemble(n_members=4, n_steps=100, learning_rate=1e-2, anchored=True, perturb_targets=True),
+    # MCDropout needs hidden units, which LinearRegression has none of: tests/methods/test_dropout.py covers it
 }
 DIAGNOSTIC_KEYS = {
     "Metropolis": {"acceptance_rate", "ess", "rhat"},
@@ -24,6 +27,8 @@ DIAGNOSTIC_KEYS = {
     "IS": {"kish_ess", "khat", "log_evidence"},
     "BBVI": {"final_elbo"},
     "BBB": {"final_elbo"},
+    "MAP": set(),
+    "Ensemble": set(),
 }
 
 
@@ -48,7 +53,7 @@ def test_shapes(fitted, model):
     assert isinstance(post, ap.Posterior)
     assert post.mean.shape == post.std.shape == (model.dim,)
     assert post.sample(7, seed=1).shape == (7, model.dim)
-    assert np.all(post.std > 0)
+    assert np.all(post.std > 0) or isinstance(post, ap.PointPosterior)  # MAP is a point mass
     pred = post.predict(model.x[:5], n_samples=30, seed=2)
     assert pred.samples.shape == (30, 5, 1)
     assert pred.mean.shape == pred.std.shape == (5, 1)
@@ -102,12 +107,13 @@ def test_init_is_not_modified_and_bad_init_is_refused(name, model):
         with pytest.raises(ValueError, match="init"):
             method.fit(model, seed=0, init=np.zeros(model.dim))
         return
-    init = np.zeros(model.dim)
+    lead = (method.n_members,) if isinstance(method, ap.DeepEnsemble) else ()  # one start per member
+    init = np.zeros(lead + (model.dim,))
     before = init.copy()
     method.fit(model, seed=0, init=init)
     np.testing.assert_array_equal(init, before)
     with pytest.raises(ValueError, match="init"):
-        method.fit(model, seed=0, init=np.zeros(model.dim + 3))
+        method.fit(model, seed=0, init=np.zeros(lead + (model.dim + 3,)))
 
 
 class _HalfLine(ap.models.Model):
@@ -122,8 +128,43 @@ class _HalfLine(ap.models.Model):
         return 0.0
 
 
-@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB"])
+@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "MAP"])
 def test_non_finite_start_is_a_clear_error(name):
     with pytest.raises(ValueError, match="not finite"):
         with np.errstate(invalid="ignore", divide="ignore"):
             METHODS[name].fit(_HalfLine(), seed=0, init=np.array([-1.0, 0.0]))
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_with_budget_spends_no_more_than_the_budget(name, model):
+    budget = 1_000
+    method = METHODS[name].with_budget(budget)
+    assert type(method) is type(METHODS[name])
+    cost = method.fit(model, seed=0).cost
+    spent = cost.grad_evals + cost.density_evals
+    # within one iteration of the budget, never over it
+    assert budget - method.evals_per_step(model) < spent <= budget
+    with pytest.raises(ValueError, match="n_evals"):
+        METHODS[name].with_budget(0)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_stepping_by_hand_is_what_fit_does(name, model):
+    """init, step and the warm-up hooks called by a student with the seed's Generator reproduce fit's history."""
+    method = METHODS[name]
+    rng = np.random.default_rng(5)
+    position = None if not method.needs_start else method.initial_position(model, None, rng)
+    state = method.init(model, position, rng)
+    adaptation = method.start_warmup(model, state)
+    infos = []
+    for iteration in range(3):  # every METHODS entry with warm-up has more than 3 warm-up steps
+        state, info = method.step(model, state, rng)
+        if iteration < method.n_warmup_steps:
+            state, adaptation = method.adapt(model, state, info, adaptation, iteration)
+        assert type(info).__name__.endswith("Info") and type(state).__name__.endswith("State")
+        infos.append(info)
+    fitted = method.fit(model, seed=np.random.default_rng(5))
+    for field in infos[0]._fields:
+        np.testing.assert_array_equal(
+            np.stack([np.asarray(getattr(i, field), dtype=float) for i in infos]), fitted.history[field][:3]
+        )

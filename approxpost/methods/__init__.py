@@ -1,6 +1,6 @@
 """Approximation methods: one module each, all driven by ``Method.fit`` in ``base``."""
 
-from .base import CostCounter, Method
+from .base import Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
 from .dropout import MCDropout
@@ -12,7 +12,6 @@ from .metropolis import Metropolis
 
 __all__ = [
     "Method",
-    "CostCounter",
     "Metropolis",
     "HMC",
     "ImportanceSampling",

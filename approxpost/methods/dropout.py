@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .. import autodiff as ad
 from ..weight_posteriors import DropoutPosterior, dropout_multipliers
-from .base import check_positive, check_probability
 from .point_common import OptimizerMethod, PointState, check_finite_gradient
 from .vi_common import model_name
 
@@ -109,8 +109,8 @@ class MCDropout(OptimizerMethod):
 
     def validate(self) -> None:
         super().validate()
-        check_probability("p", self.p)
-        check_positive("n_mc", self.n_mc, integer=True)
+        check.probability("p", self.p)
+        check.count("n_mc", self.n_mc)
 
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
         """The starting θ (D,): ``init`` if given, else one draw of ``model.init``."""
@@ -134,7 +134,7 @@ class MCDropout(OptimizerMethod):
 
     def step(self, model, state: PointState, rng: np.random.Generator) -> tuple:
         """One Adam step up the dropout objective with ``n_mc`` fresh masks: ``(PointState, DropoutInfo)``."""
-        idx, order, position = self.next_batch(model, state, rng)
+        idx, order, batch_start = self.next_batch(model, state, rng)
         units = self.units(model)
         keep = rng.random((self.n_mc, int(units.max()) + 1)) >= self.p
         factors = dropout_multipliers(units, keep, self.p)  # (S, D): θ ⊙ r_s is network s
@@ -144,19 +144,12 @@ class MCDropout(OptimizerMethod):
         gradient = pullback(1.0)
         check_finite_gradient(value, gradient, self.learning_rate)
         info = DropoutInfo(objective=float(value), grad_norm=float(np.linalg.norm(gradient)))
-        return self.ascend(state, gradient, order, position), info
+        return self.ascend(state, gradient, order, batch_start), info
 
     def build_posterior(self, model, state: PointState, kept: list, history: dict) -> DropoutPosterior:
         """The trained θ with its drop probability and unit map: draws are masked weight vectors."""
         return DropoutPosterior(state.theta, self.p, self.units(model))
 
-    def grad_evals_per_step(self, model) -> int:
-        return self.n_mc
-
-    def with_budget(self, grad_evals: int) -> MCDropout:
-        """A copy with ``n_steps = grad_evals // n_mc``."""
-        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < self.n_mc:
-            raise ValueError(
-                f"grad_evals must be an integer >= n_mc = {self.n_mc} (one step's cost), got {grad_evals!r}"
-            )
-        return dataclasses.replace(self, n_steps=int(grad_evals) // self.n_mc)
+    def evals_per_step(self, model) -> int:
+        """One gradient evaluation per mask: ``n_mc``."""
+        return int(self.n_mc)

@@ -16,10 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .. import autodiff as ad
 from ..distributions import Normal
 from ..weight_posteriors import EnsemblePosterior
-from .base import check_positive
 from .point_common import OptimizerMethod, check_finite_gradient
 from .vi_common import model_name
 
@@ -27,7 +27,7 @@ __all__ = ["DeepEnsemble", "EnsembleState", "EnsembleInfo"]
 
 
 class EnsembleState(NamedTuple):
-    """Members θ (M, D), Adam's state, the epoch (``order``, ``position``) and each member's randomisation.
+    """Members θ (M, D), Adam's state, the epoch (``order``, ``batch_start``) and each member's randomisation.
 
     ``anchor_pull`` (M, D) is Σ⁻¹(a_m − μ) for member m's anchor a_m (zeros
     unanchored); ``target_noise`` (M, N, out) its perturbation of y, or None.
@@ -36,7 +36,7 @@ class EnsembleState(NamedTuple):
     theta: np.ndarray
     opt_state: object
     order: np.ndarray
-    position: int
+    batch_start: int
     anchor_pull: np.ndarray
     target_noise: np.ndarray | None
 
@@ -105,10 +105,9 @@ class DeepEnsemble(OptimizerMethod):
 
     def validate(self) -> None:
         super().validate()
-        check_positive("n_members", self.n_members, integer=True)
-        for name in ("anchored", "perturb_targets"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        check.count("n_members", self.n_members)
+        check.flag("anchored", self.anchored)
+        check.flag("perturb_targets", self.perturb_targets)
         if self.perturb_targets and not self.anchored:
             raise ValueError("perturb_targets=True needs anchored=True: the two together make the members exact draws")
 
@@ -167,10 +166,10 @@ class DeepEnsemble(OptimizerMethod):
 
     def step(self, model, state: EnsembleState, rng: np.random.Generator) -> tuple:
         """One Adam step of every member at once: ``(EnsembleState, EnsembleInfo)``."""
-        idx, order, position = self.next_batch(model, state, rng)
+        idx, order, batch_start = self.next_batch(model, state, rng)
         value, gradient = self._log_joint_and_grad(model, state, idx)
         check_finite_gradient(value, gradient, self.learning_rate)
-        moved = self.ascend(state, gradient, order, position)
+        moved = self.ascend(state, gradient, order, batch_start)
         info = EnsembleInfo(log_joint=np.asarray(value, dtype=np.float64), grad_norm=np.linalg.norm(gradient, axis=1))
         return EnsembleState(*moved, state.anchor_pull, state.target_noise), info
 
@@ -178,13 +177,10 @@ class DeepEnsemble(OptimizerMethod):
         """The equal-weight mixture of the final members."""
         return EnsemblePosterior(state.theta)
 
-    def grad_evals_per_step(self, model) -> int:
-        return self.n_members
+    def evals_per_step(self, model) -> int:
+        """One gradient evaluation per member, two with ``perturb_targets`` (its extra network pass)."""
+        return int(self.n_members) * (2 if self.perturb_targets else 1)
 
-    def with_budget(self, grad_evals: int) -> DeepEnsemble:
-        """A copy with ``n_steps = grad_evals // n_members`` (each step evaluates every member)."""
-        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < self.n_members:
-            raise ValueError(
-                f"grad_evals must be an integer >= n_members = {self.n_members} (one step's cost), got {grad_evals!r}"
-            )
-        return dataclasses.replace(self, n_steps=int(grad_evals) // self.n_members)
+    def uncounted_evals_per_step(self, model) -> tuple:
+        """``perturb_targets`` runs the network once more per member, outside the model's log joint."""
+        return (int(self.n_members), 0) if self.perturb_targets else (0, 0)

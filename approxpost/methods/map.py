@@ -72,21 +72,16 @@ class MAP(OptimizerMethod):
 
     def step(self, model, state: PointState, rng: np.random.Generator) -> tuple:
         """One Adam step up log p̂(θ, D) on the next minibatch: ``(PointState, MAPInfo)``."""
-        idx, order, position = self.next_batch(model, state, rng)
+        idx, order, batch_start = self.next_batch(model, state, rng)
         value, gradient = model.log_joint_and_grad(state.theta, idx)
         check_finite_gradient(value, gradient, self.learning_rate)
         info = MAPInfo(log_joint=float(value), grad_norm=float(np.linalg.norm(gradient)))
-        return self.ascend(state, gradient, order, position), info
+        return self.ascend(state, gradient, order, batch_start), info
 
     def build_posterior(self, model, state: PointState, kept: list, history: dict) -> PointPosterior:
         """``PointPosterior(θ̂)`` at the last iterate."""
         return PointPosterior(state.theta)
 
-    def grad_evals_per_step(self, model) -> int:
+    def evals_per_step(self, model) -> int:
+        """One gradient evaluation a step."""
         return 1
-
-    def with_budget(self, grad_evals: int) -> MAP:
-        """A copy with ``n_steps = grad_evals`` (one gradient evaluation a step)."""
-        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < 1:
-            raise ValueError(f"grad_evals must be a positive integer, got {grad_evals!r}")
-        return dataclasses.replace(self, n_steps=int(grad_evals))

@@ -12,20 +12,21 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from ..optim import Adam, AdamState
-from .base import Method, check_positive
+from .base import Method
 from .vi_common import model_name
 
 __all__ = ["OptimizerMethod", "PointState", "check_finite_gradient"]
 
 
 class PointState(NamedTuple):
-    """θ ((D,) or (M, D) for M members), Adam's state, and the epoch: its data ``order`` and ``position``."""
+    """θ ((D,) or (M, D) for M members), Adam's state, and the epoch: its data ``order`` and ``batch_start``."""
 
     theta: np.ndarray
     opt_state: AdamState
     order: np.ndarray
-    position: int
+    batch_start: int
 
 
 def check_finite_gradient(value, gradient, learning_rate: float) -> None:
@@ -42,10 +43,9 @@ class OptimizerMethod(Method):
     """Base of the Adam-on-log p(θ, D) methods; a subclass has ``n_steps``, ``learning_rate``, ``batch_size``."""
 
     def validate(self) -> None:
-        check_positive("n_steps", self.n_steps, integer=True)
-        check_positive("learning_rate", self.learning_rate)
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, integer=True)
+        check.count("n_steps", self.n_steps)
+        check.positive("learning_rate", self.learning_rate)
+        check.optional(check.count, "batch_size", self.batch_size)
 
     @property
     def n_main_steps(self) -> int:
@@ -74,15 +74,21 @@ class OptimizerMethod(Method):
         return PointState(theta, self.optimizer.init((theta,)), np.empty(0, dtype=np.intp), 0)
 
     def next_batch(self, model, state: PointState, rng: np.random.Generator) -> tuple:
-        """``(idx, order, position)``: the next minibatch (None: all data), a new epoch when one is used up."""
+        """``(idx, order, batch_start)``: the next minibatch (None: all data), a new epoch when one is used up."""
         if self.batch_size is None:
-            return None, state.order, state.position
-        order, start = state.order, state.position
+            return None, state.order, state.batch_start
+        order, start = state.order, state.batch_start
         if start >= order.size:
             order, start = rng.permutation(model.n_data), 0
         return order[start : start + self.batch_size], order, start + self.batch_size
 
-    def ascend(self, state: PointState, gradient: np.ndarray, order, position) -> PointState:
+    def ascend(self, state: PointState, gradient: np.ndarray, order, batch_start) -> PointState:
         """One Adam step up ``gradient`` (of the objective to maximise), elementwise over every row of θ."""
         (theta,), opt_state = self.optimizer.update((state.theta,), (-gradient,), state.opt_state)
-        return PointState(theta, opt_state, order, position)
+        return PointState(theta, opt_state, order, batch_start)
+
+    def with_budget(self, n_evals: int) -> OptimizerMethod:
+        """A copy with ``n_steps = n_evals // evals_per_step`` (which here does not depend on the model)."""
+        per_step = self.evals_per_step(None)
+        n_evals = check.count("n_evals", n_evals, per_step, f"{per_step} evaluations are one step's cost")
+        return dataclasses.replace(self, n_steps=n_evals // per_step)

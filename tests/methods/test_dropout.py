@@ -147,7 +147,7 @@ def test_multipliers_zero_or_rescale_only_the_weights_leaving_a_unit():
 
 def test_with_budget():
     assert MCDropout(n_mc=4).with_budget(1000).n_steps == 250
-    with pytest.raises(ValueError, match="n_mc = 4"):
+    with pytest.raises(ValueError, match="n_evals must be an integer of at least 4"):
         MCDropout(n_mc=4).with_budget(3)
 
 

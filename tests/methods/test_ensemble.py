@@ -100,6 +100,7 @@ def test_anchored_ensemble_on_a_network(mlp_regression):
     )
     log_joint = post.history["log_joint"]
     assert np.all(np.mean(log_joint[-30:], axis=0) > np.mean(log_joint[:30], axis=0))
+    assert post.cost.grad_evals == 2 * 4 * 300  # the log joint and the perturbation's network pass, per member
     pred = post.predict(mlp_regression.x, n_samples=8, seed=0)
     assert pred.samples.shape == (8, mlp_regression.n_data, 1) and np.all(pred.epistemic_std > 0)
 
@@ -147,7 +148,9 @@ def test_save_load_round_trip_and_seeding(mlp_regression, tmp_path):
 
 def test_with_budget():
     assert DeepEnsemble(n_members=5).with_budget(1000).n_steps == 200
-    with pytest.raises(ValueError, match="n_members = 5"):
+    # perturbed targets cost one more network pass per member
+    assert DeepEnsemble(n_members=5, anchored=True, perturb_targets=True).with_budget(1000).n_steps == 100
+    with pytest.raises(ValueError, match="n_evals must be an integer of at least 5"):
         DeepEnsemble(n_members=5).with_budget(4)
 
 

@@ -52,13 +52,13 @@ def test_an_epoch_of_minibatches_visits_every_point_once(linear):
     state = method.init(linear, np.zeros(linear.dim), rng)
     seen = []
     for _ in range(4):  # ⌈20 / 6⌉ = 4 batches of 6, 6, 6, 2
-        idx, order, position = method.next_batch(linear, state, rng)
+        idx, order, batch_start = method.next_batch(linear, state, rng)
         seen.append(idx)
-        state = PointState(state.theta, state.opt_state, order, position)
+        state = PointState(state.theta, state.opt_state, order, batch_start)
     assert [len(idx) for idx in seen] == [6, 6, 6, 2]
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(linear.n_data))
-    idx, order, position = method.next_batch(linear, state, rng)  # used up: a new epoch in a new order
-    assert position == 6 and np.array_equal(idx, order[:6])
+    idx, order, batch_start = method.next_batch(linear, state, rng)  # used up: a new epoch in a new order
+    assert batch_start == 6 and np.array_equal(idx, order[:6])
     assert not np.array_equal(order, state.order)
 
 
@@ -128,7 +128,7 @@ def test_point_posterior_save_load_round_trip(linear, tmp_path):
 
 def test_with_budget():
     assert MAP(n_steps=10).with_budget(1234).n_steps == 1234
-    with pytest.raises(ValueError, match="grad_evals"):
+    with pytest.raises(ValueError, match="n_evals"):
         MAP().with_budget(0)
 
 
