@@ -8,11 +8,25 @@ autodiff (:mod:`approxpost.autodiff`).
 
 __version__ = "0.1.0"
 
-from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, targets
+from . import autodiff, datasets, diagnostics, distributions, estimators, metrics, models, nn, optim, targets
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
-from .methods import BBVI, HMC, MAP, BayesByBackprop, DeepEnsemble, ImportanceSampling, MCDropout, Metropolis
+from .linearized import LaplacePosterior
+from .methods import (
+    BBVI,
+    HMC,
+    MAP,
+    SGHMC,
+    SGLD,
+    BayesByBackprop,
+    DeepEnsemble,
+    ImportanceSampling,
+    Laplace,
+    MCDropout,
+    Metropolis,
+)
 from .posteriors import (
+    ClassPredictive,
     Cost,
     GaussianPosterior,
     PointPosterior,
@@ -40,6 +54,7 @@ __all__ = [
     "diagnostics",
     "distributions",
     "estimators",
+    "metrics",
     "models",
     "nn",
     "optim",
@@ -53,6 +68,10 @@ __all__ = [
     "MAP",
     "DeepEnsemble",
     "MCDropout",
+    "Laplace",
+    "SGLD",
+    "SGHMC",
+    "LaplacePosterior",
     "Posterior",
     "SamplePosterior",
     "WeightedPosterior",
@@ -61,6 +80,7 @@ __all__ = [
     "EnsemblePosterior",
     "DropoutPosterior",
     "Predictive",
+    "ClassPredictive",
     "Cost",
     "compare",
     "Comparison",

@@ -19,6 +19,7 @@ import zipfile
 
 import numpy as np
 
+from .linearized import LaplacePosterior
 from .posteriors import Cost, GaussianPosterior, PointPosterior, Posterior, SamplePosterior, WeightedPosterior
 from .weight_posteriors import DropoutPosterior, EnsemblePosterior
 
@@ -38,6 +39,7 @@ _KINDS = {
     "PointPosterior": (PointPosterior, {"theta"}, {"theta"}),
     "EnsemblePosterior": (EnsemblePosterior, {"members"}, {"members"}),
     "DropoutPosterior": (DropoutPosterior, {"theta", "p", "units"}, {"theta", "p", "units"}),
+    "LaplacePosterior": (LaplacePosterior, {"mean", "std", "cov", "linearized"}, {"mean", "linearized"}),
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -94,6 +96,9 @@ def _own_arrays(posterior: Posterior) -> dict:
         return {"members": posterior.members}
     if type(posterior) is DropoutPosterior:
         return {"theta": posterior.theta, "p": np.float64(posterior.p), "units": posterior.units}
+    if type(posterior) is LaplacePosterior:
+        shape = {"std": posterior.std} if posterior.is_diagonal else {"cov": posterior.cov}
+        return {"mean": posterior.mean, **shape, "linearized": np.array(posterior.linearized)}
     raise TypeError(f"cannot save a {type(posterior).__name__}: approxpost.io saves exactly {', '.join(_KINDS)}")
 
 

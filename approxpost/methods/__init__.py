@@ -7,8 +7,10 @@ from .dropout import MCDropout
 from .ensemble import DeepEnsemble
 from .hmc import HMC
 from .importance import ImportanceSampling
+from .laplace import Laplace
 from .map import MAP
 from .metropolis import Metropolis
+from .sgmcmc import SGHMC, SGLD
 
 __all__ = [
     "Method",
@@ -20,4 +22,7 @@ __all__ = [
     "MAP",
     "DeepEnsemble",
     "MCDropout",
+    "Laplace",
+    "SGLD",
+    "SGHMC",
 ]
