@@ -186,3 +186,16 @@ def test_init_is_not_modified_and_a_non_finite_start_is_a_clear_error(mlp_regres
     init[0] = np.inf
     with pytest.raises(ValueError, match="not finite"), np.errstate(invalid="ignore"):
         MCDropout(n_steps=5).fit(mlp_regression, seed=0, init=init)
+
+
+def test_mc_dropout_classifier_averages_the_softmax_over_masked_weights():
+    data = ap.datasets.two_moons(n=100, seed=0)
+    model = ap.models.Classification(ap.nn.MLP([2, 8, 8, 2], activation="tanh"), data.x, data.y, prior_std=1.0)
+    post = MCDropout(p=0.2, n_steps=300, learning_rate=3e-2, n_mc=2).fit(model, seed=0)
+    assert post.n_units == 16 and post.cost.grad_evals == 600
+    pred = post.predict(data.x_test, n_samples=30, seed=4)
+    assert isinstance(pred, ap.ClassPredictive)
+    draws = post.sample(30, seed=4)  # predict draws exactly these weight vectors from the same seed
+    np.testing.assert_allclose(pred.probs, model.predict_proba(draws, data.x_test).mean(axis=0), rtol=1e-12)
+    assert np.all(pred.mutual_information >= -1e-12) and np.mean(pred.mutual_information) > 0
+    assert pred.accuracy(data.y_test) > 0.8

@@ -204,3 +204,22 @@ def test_init_is_not_modified_and_a_non_finite_start_is_a_clear_error(linear):
     init[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"not finite at the starting point\(s\) \[1\]"):
         DeepEnsemble(n_members=3, n_steps=5).fit(linear, seed=0, init=init)
+
+
+@pytest.fixture(scope="module")
+def moons():
+    data = ap.datasets.two_moons(n=100, seed=0)
+    net = ap.nn.MLP([2, 8, 2], activation="tanh")
+    return ap.models.Classification(net, data.x, data.y, prior_std=1.0), data
+
+
+@pytest.mark.parametrize("anchored", [False, True])
+def test_an_ensemble_classifier_predicts_the_mixture_of_its_members_softmax(moons, anchored):
+    model, data = moons
+    post = DeepEnsemble(n_members=4, n_steps=300, learning_rate=3e-2, anchored=anchored).fit(model, seed=0)
+    pred = post.predict(data.x_test, n_samples=40, seed=0)  # a multiple of M: the exact equal mixture
+    assert isinstance(pred, ap.ClassPredictive)
+    np.testing.assert_allclose(pred.probs, model.predict_proba(post.members, data.x_test).mean(axis=0), rtol=1e-12)
+    assert pred.accuracy(data.y_test) > 0.8  # far above the 0.5 of guessing: the members did learn the moons
+    with pytest.raises(ValueError, match="Gaussian-noise regression"):
+        DeepEnsemble(anchored=True, perturb_targets=True).fit(model, seed=0)

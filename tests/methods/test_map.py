@@ -156,3 +156,14 @@ def test_bad_fits_are_refused(linear):
         MAP(batch_size=2).fit(ap.targets.Gaussian(), seed=0)
     with pytest.raises(ValueError, match="theta must be finite"):
         ap.PointPosterior([0.0, np.nan])
+
+
+def test_map_classifier_predicts_the_softmax_at_its_point():
+    data = ap.datasets.two_moons(n=100, seed=0)
+    model = ap.models.Classification(ap.nn.MLP([2, 8, 2], activation="tanh"), data.x, data.y, prior_std=1.0)
+    post = MAP(n_steps=300, learning_rate=3e-2, batch_size=25).fit(model, seed=0)
+    pred = post.predict(data.x_test, n_samples=5, seed=0)
+    assert isinstance(pred, ap.ClassPredictive)
+    np.testing.assert_allclose(pred.probs, model.predict_proba(post.theta, data.x_test)[0], rtol=1e-12)
+    np.testing.assert_allclose(pred.mutual_information, 0.0, atol=1e-12)  # a point mass has no epistemic part
+    assert pred.accuracy(data.y_test) > 0.8
