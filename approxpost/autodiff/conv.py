@@ -1,0 +1,187 @@
+"""Convolution and pooling on image batches, batched over a leading θ axis exactly as ``matmul`` is.
+
+Images are NCHW: x (N, C, H, W), or (S, N, C, H, W) when each of S parameter
+vectors has its own activations; filters are (O, C, kh, kw) or (S, O, C, kh, kw).
+A convolution is written as one matrix product (im2col): every kh × kw patch
+of the padded input becomes a row of a matrix ``cols`` (…, N·Ho·Wo, C·kh·kw),
+so ``out = cols @ Wᵀ`` with W the filters flattened to (…, O, C·kh·kw). The
+gradients are the two matmul VJPs, plus "col2im" for x: each patch's gradient
+is added back where the patch was read from.
+
+The output is returned as an NCHW *view* of the product's (…, N, Ho, Wo, O)
+memory, with no transposing copy; elementwise ops and pooling work on it as
+it is, and the next convolution's im2col copy reads it once anyway.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .ops import _matmul_grad_a, _matmul_grad_b, _node1, _node2, _value
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _pads(padding, kh: int, kw: int, stride: int) -> tuple:
+    """((top, bottom), (left, right)) zero padding for ``padding`` = an int ≥ 0 or ``"same"``."""
+    if isinstance(padding, str):
+        if padding != "same":
+            raise ValueError(f"padding must be a non-negative integer or 'same', got {padding!r}")
+        if stride != 1:
+            raise ValueError(f"padding='same' needs stride=1, got stride={stride}")
+        # an even kernel pads one more at the bottom/right, as deep-learning libraries do
+        return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+    if isinstance(padding, bool) or not isinstance(padding, numbers.Integral) or padding < 0:
+        raise ValueError(f"padding must be a non-negative integer or 'same', got {padding!r}")
+    return (int(padding),) * 2, (int(padding),) * 2
+
+
+def _as_array(v) -> np.ndarray:
+    return v if type(v) is np.ndarray else np.asarray(v, dtype=np.float64)
+
+
+def _check_conv_shapes(xv: np.ndarray, wv: np.ndarray) -> None:
+    if xv.ndim not in (4, 5):
+        raise ValueError(f"x must have shape (N, C, H, W) or (S, N, C, H, W), got shape {xv.shape}")
+    if wv.ndim not in (4, 5):
+        raise ValueError(f"w must have shape (O, C, kh, kw) or (S, O, C, kh, kw), got shape {wv.shape}")
+    if xv.shape[-3] != wv.shape[-3]:
+        raise ValueError(
+            f"x has {xv.shape[-3]} channels (shape {xv.shape}) but w expects {wv.shape[-3]} (shape {wv.shape})"
+        )
+    if xv.ndim == 5 and wv.ndim == 5 and 1 not in (xv.shape[0], wv.shape[0]) and xv.shape[0] != wv.shape[0]:
+        raise ValueError(f"x and w have different batch sizes S: x shape {xv.shape}, w shape {wv.shape}")
+
+
+def conv2d(x, w, stride: int = 1, padding=0):
+    """2-D cross-correlation of images with filters, as in deep-learning libraries.
+
+    Parameters
+    ----------
+    x
+        Images (N, C, H, W) or (S, N, C, H, W).
+    w
+        Filters (O, C, kh, kw) or (S, O, C, kh, kw); a leading S broadcasts
+        against x's as batched matmul does.
+    stride
+        Step between patches, the same along both axes.
+    padding
+        Zeros added on every side (an int), or ``"same"`` (stride 1 only) for
+        an output as large as the input.
+
+    Returns
+    -------
+    (…, N, O, Ho, Wo) with Ho = (H + pads − kh) // stride + 1 (likewise Wo).
+
+    Notes
+    -----
+    ``out[…, n, o, i, j] = Σ_{c,p,q} x_pad[…, n, c, stride·i + p, stride·j + q] w[…, o, c, p, q]``
+    (no bias; add one with ``+``). VJPs: for w, colsᵀ g; for x, g W added
+    back into every patch it came from (col2im), then the padding cut off.
+    """
+    xv, wv = _as_array(_value(x)), _as_array(_value(w))
+    _check_conv_shapes(xv, wv)
+    stride = _positive_int("stride", stride)
+    *x_batch, n, c, h, width = xv.shape
+    *w_batch, o, _, kh, kw = wv.shape
+    (top, bottom), (left, right) = _pads(padding, kh, kw, stride)
+    hp, wp = h + top + bottom, width + left + right
+    if hp < kh or wp < kw:
+        raise ValueError(f"the {kh}×{kw} kernel is larger than the padded {hp}×{wp} input (x shape {xv.shape})")
+    ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
+    if top or bottom or left or right:
+        padded = np.zeros(xv.shape[:-2] + (hp, wp))
+        padded[..., top : top + h, left : left + width] = xv
+    else:
+        padded = xv
+    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
+    # (…, N, C, Ho, Wo, kh, kw) -> rows (n, i, j), columns (c, p, q): the one copy im2col makes
+    cols = np.moveaxis(windows, -5, -3).reshape(*x_batch, n * ho * wo, c * kh * kw)
+    w_t = np.swapaxes(wv.reshape(*w_batch, o, c * kh * kw), -1, -2)  # (…, C·kh·kw, O), a view
+    product = cols @ w_t  # (…, N·Ho·Wo, O)
+    batch = product.shape[:-2]
+    out = np.moveaxis(product.reshape(*batch, n, ho, wo, o), -1, -3)
+
+    def as_rows(g):  # (…, N, O, Ho, Wo) -> (…, N·Ho·Wo, O); free when g has the output's memory order
+        return np.moveaxis(g, -3, -1).reshape(*g.shape[:-4], n * ho * wo, o)
+
+    def vjp_w(g):
+        return np.swapaxes(_matmul_grad_b(as_rows(g), cols, w_t), -1, -2).reshape(wv.shape)
+
+    def vjp_x(g):
+        g_cols = _matmul_grad_a(as_rows(g), cols, w_t).reshape(*x_batch, n, ho, wo, c, kh, kw)
+        g_padded = np.zeros(padded.shape)
+        for p in range(kh):  # col2im: a loop over the kh·kw kernel offsets, each one strided add
+            for q in range(kw):
+                patch = np.moveaxis(g_cols[..., p, q], -1, -3)  # (…, N, C, Ho, Wo)
+                g_padded[..., p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride] += patch
+        return g_padded[..., top : top + h, left : left + width]
+
+    return _node2(out, x, vjp_x, w, vjp_w)
+
+
+def _windows(xv: np.ndarray, size: int, op: str) -> tuple:
+    """x's last two axes cut into non-overlapping size × size windows: (…, Ho, size, Wo, size), Ho, Wo."""
+    if xv.ndim < 2:
+        raise ValueError(f"x of {op} must have at least two axes (…, H, W), got shape {xv.shape}")
+    ho, wo = xv.shape[-2] // size, xv.shape[-1] // size
+    if ho == 0 or wo == 0:
+        raise ValueError(f"{op} with size={size} needs H and W of at least {size}, got shape {xv.shape}")
+    cropped = xv[..., : ho * size, : wo * size]
+    return cropped.reshape(*xv.shape[:-2], ho, size, wo, size), ho, wo
+
+
+def _spread(xv: np.ndarray, g_windows: np.ndarray, ho: int, wo: int, size: int) -> np.ndarray:
+    """Window gradients (…, Ho, size, Wo, size) placed back in an array shaped like x (zero where cropped)."""
+    g_windows = g_windows.reshape(*xv.shape[:-2], ho * size, wo * size)
+    if g_windows.shape == xv.shape:
+        return g_windows
+    g = np.zeros(xv.shape)
+    g[..., : ho * size, : wo * size] = g_windows
+    return g
+
+
+def max_pool2d(x, size: int = 2):
+    """Maximum over non-overlapping size × size windows of the last two axes.
+
+    Rows and columns left over when H or W is not a multiple of ``size`` are
+    dropped, as deep-learning libraries do. VJP: g to the window's maximum;
+    a tie shares it equally (a subgradient that keeps the total).
+    """
+    xv = _as_array(_value(x))
+    size = _positive_int("size", size)
+    windows, ho, wo = _windows(xv, size, "max_pool2d")
+    out = windows.max(axis=(-3, -1))
+
+    def vjp(g):
+        is_max = windows == out[..., :, None, :, None]
+        share = g / np.count_nonzero(is_max, axis=(-3, -1))
+        return _spread(xv, np.where(is_max, share[..., :, None, :, None], 0.0), ho, wo, size)
+
+    return _node1(out, x, vjp)
+
+
+def avg_pool2d(x, size: int = 2):
+    """Mean over non-overlapping size × size windows of the last two axes (leftovers dropped).
+
+    VJP: g / size² to every entry of the window.
+    """
+    xv = _as_array(_value(x))
+    size = _positive_int("size", size)
+    windows, ho, wo = _windows(xv, size, "avg_pool2d")
+    out = windows.mean(axis=(-3, -1))
+
+    def vjp(g):
+        share = np.broadcast_to((g / (size * size))[..., :, None, :, None], windows.shape)
+        return _spread(xv, share, ho, wo, size)
+
+    return _node1(out, x, vjp)
