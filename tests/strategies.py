@@ -230,3 +230,21 @@ def pool_cases(draw):
     lead = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3))
     h, w = draw(st.integers(size, 7)), draw(st.integers(size, 7))
     return lead + (h, w), size
+
+
+@st.composite
+def cnn_configs(draw):
+    """Keyword arguments for ``nn.CNN``: 0-2 conv blocks on images big enough for their poolings, 0-2 dense layers."""
+    n_blocks = draw(st.integers(0, 2))
+    size = st.integers(2**n_blocks, 2**n_blocks + 3)
+    return {
+        "input_shape": (draw(st.integers(1, 2)), draw(size), draw(size)),
+        "channels": tuple(draw(st.lists(st.integers(1, 3), min_size=n_blocks, max_size=n_blocks))),
+        "kernel_size": draw(st.sampled_from([1, 2, 3, (3, 2)])),
+        "hidden": tuple(draw(st.lists(st.integers(1, 4), max_size=2))),
+        "n_outputs": draw(st.integers(1, 3)),
+        "activation": draw(st.sampled_from(["relu", "tanh"])),
+    }
+
+
+__all__ += ["cnn_configs"]
