@@ -98,56 +98,50 @@ def conv2d(x, w, stride: int = 1, padding=0):
     if hp < kh or wp < kw:
         raise ValueError(f"the {kh}×{kw} kernel is larger than the padded {hp}×{wp} input (x shape {xv.shape})")
     ho, wo = (hp - kh) // stride + 1, (wp - kw) // stride + 1
-    if top or bottom or left or right:
-        padded = np.zeros(xv.shape[:-2] + (hp, wp))
-        padded[..., top : top + h, left : left + width] = xv
-    else:
-        padded = xv
-    windows = sliding_window_view(padded, (kh, kw), axis=(-2, -1))[..., ::stride, ::stride, :, :]
-    # (…, N, C, Ho, Wo, kh, kw) -> rows (n, i, j), columns (c, p, q): the one copy im2col makes
-    cols = np.moveaxis(windows, -5, -3).reshape(*x_batch, n * ho * wo, c * kh * kw)
-    w_t = np.swapaxes(wv.reshape(*w_batch, o, c * kh * kw), -1, -2)  # (…, C·kh·kw, O), a view
+    # channels-last copy of the padded images: every patch row of cols then reads runs of C contiguous values
+    padded = np.zeros(xv.shape[:-3] + (hp, wp, c))
+    padded[..., top : top + h, left : left + width, :] = np.moveaxis(xv, -3, -1)
+    windows = sliding_window_view(padded, (kh, kw), axis=(-3, -2))[..., ::stride, ::stride, :, :, :]
+    # (…, N, Ho, Wo, C, kh, kw) -> rows (n, i, j), columns (p, q, c): the one copy im2col makes
+    cols = np.moveaxis(windows, -3, -1).reshape(*x_batch, n * ho * wo, kh * kw * c)
+    w_t = np.swapaxes(np.moveaxis(wv, -3, -1).reshape(*w_batch, o, kh * kw * c), -1, -2)  # (…, kh·kw·C, O)
     product = cols @ w_t  # (…, N·Ho·Wo, O)
-    batch = product.shape[:-2]
-    out = np.moveaxis(product.reshape(*batch, n, ho, wo, o), -1, -3)
+    out = np.moveaxis(product.reshape(*product.shape[:-2], n, ho, wo, o), -1, -3)
 
     def as_rows(g):  # (…, N, O, Ho, Wo) -> (…, N·Ho·Wo, O); free when g has the output's memory order
         return np.moveaxis(g, -3, -1).reshape(*g.shape[:-4], n * ho * wo, o)
 
     def vjp_w(g):
-        return np.swapaxes(_matmul_grad_b(as_rows(g), cols, w_t), -1, -2).reshape(wv.shape)
+        g_w = np.swapaxes(_matmul_grad_b(as_rows(g), cols, w_t), -1, -2).reshape(*w_batch, o, kh, kw, c)
+        return np.moveaxis(g_w, -1, -3)
 
     def vjp_x(g):
-        g_cols = _matmul_grad_a(as_rows(g), cols, w_t).reshape(*x_batch, n, ho, wo, c, kh, kw)
+        g_cols = _matmul_grad_a(as_rows(g), cols, w_t).reshape(*x_batch, n, ho, wo, kh, kw, c)
         g_padded = np.zeros(padded.shape)
-        for p in range(kh):  # col2im: a loop over the kh·kw kernel offsets, each one strided add
+        for p in range(kh):  # col2im: a loop over the kh·kw kernel offsets, each one strided add of (…, N, Ho, Wo, C)
             for q in range(kw):
-                patch = np.moveaxis(g_cols[..., p, q], -1, -3)  # (…, N, C, Ho, Wo)
-                g_padded[..., p : p + stride * (ho - 1) + 1 : stride, q : q + stride * (wo - 1) + 1 : stride] += patch
-        return g_padded[..., top : top + h, left : left + width]
+                rows, cols_ = slice(p, p + stride * (ho - 1) + 1, stride), slice(q, q + stride * (wo - 1) + 1, stride)
+                g_padded[..., rows, cols_, :] += g_cols[..., p, q, :]
+        # an NCHW view of the channels-last buffer, like the forward output: no transposing copy
+        return np.moveaxis(g_padded[..., top : top + h, left : left + width, :], -1, -3)
 
     return _node2(out, x, vjp_x, w, vjp_w)
 
 
-def _windows(xv: np.ndarray, size: int, op: str) -> tuple:
-    """x's last two axes cut into non-overlapping size × size windows: (…, Ho, size, Wo, size), Ho, Wo."""
+def _pieces(xv: np.ndarray, size: int, op: str) -> tuple:
+    """The size² strided views ``x[…, p::size, q::size]`` (cropped to whole windows): one per window offset."""
     if xv.ndim < 2:
         raise ValueError(f"x of {op} must have at least two axes (…, H, W), got shape {xv.shape}")
     ho, wo = xv.shape[-2] // size, xv.shape[-1] // size
     if ho == 0 or wo == 0:
         raise ValueError(f"{op} with size={size} needs H and W of at least {size}, got shape {xv.shape}")
-    cropped = xv[..., : ho * size, : wo * size]
-    return cropped.reshape(*xv.shape[:-2], ho, size, wo, size), ho, wo
+    offsets = [(slice(p, ho * size, size), slice(q, wo * size, size)) for p in range(size) for q in range(size)]
+    return [xv[(Ellipsis, *offset)] for offset in offsets], offsets, (ho * size, wo * size) != xv.shape[-2:]
 
 
-def _spread(xv: np.ndarray, g_windows: np.ndarray, ho: int, wo: int, size: int) -> np.ndarray:
-    """Window gradients (…, Ho, size, Wo, size) placed back in an array shaped like x (zero where cropped)."""
-    g_windows = g_windows.reshape(*xv.shape[:-2], ho * size, wo * size)
-    if g_windows.shape == xv.shape:
-        return g_windows
-    g = np.zeros(xv.shape)
-    g[..., : ho * size, : wo * size] = g_windows
-    return g
+def _gradient_buffer(xv: np.ndarray, cropped: bool) -> np.ndarray:
+    # in x's own memory order (channels-last after a conv), so the strided writes below run contiguously
+    return np.zeros_like(xv, dtype=np.float64) if cropped else np.empty_like(xv, dtype=np.float64)
 
 
 def max_pool2d(x, size: int = 2):
@@ -155,17 +149,28 @@ def max_pool2d(x, size: int = 2):
 
     Rows and columns left over when H or W is not a multiple of ``size`` are
     dropped, as deep-learning libraries do. VJP: g to the window's maximum;
-    a tie shares it equally (a subgradient that keeps the total).
+    a tie shares it equally (the exact derivative when the tied entries are
+    the same function, as over the blank background of an image, and a
+    subgradient otherwise).
     """
     xv = _as_array(_value(x))
     size = _positive_int("size", size)
-    windows, ho, wo = _windows(xv, size, "max_pool2d")
-    out = windows.max(axis=(-3, -1))
+    pieces, offsets, cropped = _pieces(xv, size, "max_pool2d")
+    # a loop over the size² window offsets, elementwise: ~6x faster than max over a 6-D strided view
+    out = pieces[0].copy(order="K")
+    for piece in pieces[1:]:
+        np.maximum(out, piece, out=out)
 
     def vjp(g):
-        is_max = windows == out[..., :, None, :, None]
-        share = g / np.count_nonzero(is_max, axis=(-3, -1))
-        return _spread(xv, np.where(is_max, share[..., :, None, :, None], 0.0), ho, wo, size)
+        hits = [piece == out for piece in pieces]
+        count = hits[0].astype(np.float64)
+        for hit in hits[1:]:
+            count += hit
+        share = g / count
+        g_x = _gradient_buffer(xv, cropped)
+        for hit, offset in zip(hits, offsets):
+            np.multiply(hit, share, out=g_x[(Ellipsis, *offset)])
+        return g_x
 
     return _node1(out, x, vjp)
 
@@ -177,11 +182,17 @@ def avg_pool2d(x, size: int = 2):
     """
     xv = _as_array(_value(x))
     size = _positive_int("size", size)
-    windows, ho, wo = _windows(xv, size, "avg_pool2d")
-    out = windows.mean(axis=(-3, -1))
+    pieces, offsets, cropped = _pieces(xv, size, "avg_pool2d")
+    out = pieces[0].copy(order="K")
+    for piece in pieces[1:]:
+        out += piece
+    out /= size * size
 
     def vjp(g):
-        share = np.broadcast_to((g / (size * size))[..., :, None, :, None], windows.shape)
-        return _spread(xv, share, ho, wo, size)
+        share = g / (size * size)
+        g_x = _gradient_buffer(xv, cropped)
+        for offset in offsets:
+            g_x[(Ellipsis, *offset)] = share
+        return g_x
 
     return _node1(out, x, vjp)
