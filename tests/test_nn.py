@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from strategies import cnn_configs
 
 from approxpost import autodiff as ad
+from approxpost.datasets import digits
 from approxpost.models import Regression
 from approxpost.nn import CNN, MLP
 
@@ -280,8 +281,10 @@ def kink_margins(net, theta, x):
             windows = a[..., : 2 * ho, : 2 * wo].reshape(*a.shape[:-2], ho, 2, wo, 2).swapaxes(-3, -2)
             windows = np.sort(windows.reshape(*a.shape[:-2], ho, wo, 4), axis=-1)
             gaps = windows[..., -1] - windows[..., -2]
-            # windows of relu zeros tie at 0 but pass no gradient through the relu either
-            pool_margin = min(pool_margin, float(np.min(gaps[windows[..., -1] > 0])))
+            # relu zeros tie but pass no gradient; exact ties elsewhere are identical patches (a digit's blank
+            # background), the same function of θ, so they stay tied under any perturbation
+            near = gaps[(windows[..., -1] > 0) & (gaps > 0)]
+            pool_margin = min(pool_margin, float(np.min(near)) if near.size else np.inf)
         h = net.layer_output(i, z)
     return relu_margin, pool_margin
 
@@ -334,3 +337,21 @@ def test_cnn_forward_rejects_images_of_the_wrong_shape():
     for bad in (np.zeros((5, 64)), np.zeros((5, 1, 8, 7)), np.zeros((5, 8, 8))):
         with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 8, 8\)"):
             net.forward(theta, bad)
+
+
+def test_cnn_gradient_on_digits_whose_blank_background_ties_the_max_pool():
+    """Real digits: pooling windows over the blank border see identical patches, exactly tied maxima.
+
+    The tied entries are one function of θ, so the derivative is that of any
+    one of them; a VJP that gave every tied entry the full gradient would be
+    off by the number of ties here.
+    """
+    data = digits(n_train=4, seed=0)
+    net = CNN(channels=(2, 3), hidden=(5,), activation="tanh")
+    theta = net.init(np.random.default_rng(0), 1)[0]
+    a = np.tanh(np.asarray(net.layer_linear(0, data.x, *net.unflatten(theta)[0])))
+    windows = a[..., 0::2, 0::2], a[..., 0::2, 1::2], a[..., 1::2, 0::2], a[..., 1::2, 1::2]
+    assert np.sum(windows[0] == windows[3]) >= 10  # ties are there to be tested
+    assert min(kink_margins(net, theta, data.x)) > 2e-3
+    onehot = np.eye(10)[data.y]
+    assert ad.check_grad(lambda t: ad.sum(ad.log_softmax(net.forward(t, data.x)) * onehot), theta, seed=0) < GRAD_TOL
