@@ -3,14 +3,16 @@
 Images are NCHW: x (N, C, H, W), or (S, N, C, H, W) when each of S parameter
 vectors has its own activations; filters are (O, C, kh, kw) or (S, O, C, kh, kw).
 A convolution is written as one matrix product (im2col): every kh × kw patch
-of the padded input becomes a row of a matrix ``cols`` (…, N·Ho·Wo, C·kh·kw),
-so ``out = cols @ Wᵀ`` with W the filters flattened to (…, O, C·kh·kw). The
+of the padded input becomes a row of a matrix ``cols`` (…, N·Ho·Wo, kh·kw·C),
+so ``out = cols @ Wᵀ`` with W the filters flattened to (…, O, kh·kw·C). The
 gradients are the two matmul VJPs, plus "col2im" for x: each patch's gradient
 is added back where the patch was read from.
 
-The output is returned as an NCHW *view* of the product's (…, N, Ho, Wo, O)
-memory, with no transposing copy; elementwise ops and pooling work on it as
-it is, and the next convolution's im2col copy reads it once anyway.
+Inside, images are laid out channels-last, (…, N, H, W, C) in memory: the
+output is returned as an NCHW *view* of the product's (…, N·Ho·Wo, O) memory,
+with no transposing copy, elementwise ops and pooling keep that memory order,
+and col2im adds contiguous runs of C (measured on the digits CNN: 26 ms for
+NCHW-strided adds vs 1.4 ms channels-last).
 """
 
 from __future__ import annotations
