@@ -8,12 +8,15 @@ one-hot labels) and one backward pass; the reference is the same computation
 written out by hand in NumPy, channels-last, with no graph: the cost floor
 for this algorithm in NumPy. Both are timed in the same run, interleaved,
 best of several repeats, at S = 1 and at a batch of S = 16 parameter vectors.
-Run: ``python bench/conv.py``.
+Run: ``OPENBLAS_NUM_THREADS=1 python bench/conv.py``: on a shared, loaded
+machine multi-threaded BLAS stalls on these thin products (the S = 1 ratio
+swung from 1.2 to 4.2 between runs with the default threads).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import timeit
 
 import numpy as np
@@ -137,7 +140,8 @@ def main(argv=None) -> None:
     onehot = np.eye(10)[data.y]
     log_joint = ad_log_joint(net, data.x, onehot, prior_std=1.0)
     rng = np.random.default_rng(1)
-    print(f"log joint value+grad, CNN() on digits, N={len(data.y)}, D={net.dim}, float64")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"log joint value+grad, CNN() on digits, N={len(data.y)}, D={net.dim}, float64, BLAS threads {threads}")
     print(f"{'S':>4} {'hand im2col':>12} {'approxpost':>12} {'ratio':>7}")
     for batch, number in ((1, 20), (16, 2)):
         theta = net.init(rng, batch)
