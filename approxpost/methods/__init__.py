@@ -1,10 +1,10 @@
 """Approximation methods: one module each, all driven by ``Method.fit`` in ``base``."""
 
-from .base import CostCounter, Method
+from .base import Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
 from .hmc import HMC
 from .importance import ImportanceSampling
 from .metropolis import Metropolis
 
-__all__ = ["Method", "CostCounter", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop"]
+__all__ = ["Method", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop"]
