@@ -159,8 +159,9 @@ def digits(n_train: int = 1000, seed=0) -> Dataset:
     """
     images, labels = _digits_file()
     n_all = len(labels)
-    if isinstance(n_train, bool) or not isinstance(n_train, (int, np.integer)) or not 1 <= n_train < n_all:
-        raise ValueError(f"n_train must be an integer from 1 to {n_all - 1} (test = the rest), got {n_train!r}")
+    n_train = check.count("n_train", n_train)
+    if n_train >= n_all:
+        raise ValueError(f"n_train must be at most {n_all - 1} (the test set is the rest), got {n_train}")
     order = as_generator(seed).permutation(n_all)
     x = images[:, None, :, :].astype(np.float64) / 16.0
     y = labels.astype(np.int64)

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _validate as check
 from . import autodiff as ad
 
 __all__ = ["MLP", "CNN", "Layer"]
@@ -126,19 +127,16 @@ class Layer(NamedTuple):
 
 
 def _pair(name: str, value) -> tuple:
-    pair = (value, value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else tuple(value)
-    if len(pair) != 2 or any(isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 for k in pair):
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2:
         raise ValueError(f"{name} must be a positive integer or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
+    return check.count(name, pair[0]), check.count(name, pair[1])
 
 
 def _widths(name: str, values, allow_empty: bool) -> list:
-    widths = list(values) if isinstance(values, Sequence) else None
-    if widths is None or (not widths and not allow_empty):
+    if not isinstance(values, Sequence) or isinstance(values, str) or (not values and not allow_empty):
         raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}")
-    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 for n in widths):
-        raise ValueError(f"{name} must be a sequence of positive integers, got {values!r}")
-    return [int(n) for n in widths]
+    return [check.count(f"each entry of {name}", n) for n in values]
 
 
 class CNN:
@@ -189,7 +187,7 @@ class CNN:
         self.channels = _widths("channels", channels, allow_empty=True)
         self.kernel_size = _pair("kernel_size", kernel_size)
         self.hidden = _widths("hidden", hidden, allow_empty=True)
-        self.n_outputs = _widths("n_outputs", [n_outputs], allow_empty=False)[0]
+        self.n_outputs = check.count("n_outputs", n_outputs)
         self.activation = activation
         self._act = _ACTIVATIONS[activation]
         kh, kw = self.kernel_size

@@ -160,9 +160,18 @@ def test_digits_ood_images_are_the_test_images_turned_a_quarter():
     assert not np.array_equal(data.x_ood, data.x_test)
 
 
-@pytest.mark.parametrize("n_train", [0, 1797, 2.5, True, "10"])
-def test_digits_rejects_a_bad_n_train(n_train):
-    with pytest.raises(ValueError, match="n_train must be an integer from 1 to 1796"):
+@pytest.mark.parametrize(
+    "n_train, message",
+    [
+        (0, "a positive integer"),
+        (2.5, "a positive integer"),
+        (True, "a positive integer"),
+        ("10", "a positive integer"),
+        (1797, "at most 1796"),
+    ],
+)
+def test_digits_rejects_a_bad_n_train(n_train, message):
+    with pytest.raises(ValueError, match=f"n_train must be {message}"):
         digits(n_train=n_train)
 
 
