@@ -8,6 +8,7 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 """
 
 from .check import check_grad, directional_derivative
+from .conv import avg_pool2d, conv2d, max_pool2d
 from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
 from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
@@ -27,4 +28,7 @@ __all__ = [
     "IndexedGrad",
     "Tape",
     "primitive",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
 ] + list(_ops_all)
