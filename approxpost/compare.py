@@ -7,7 +7,9 @@ coverage, predictive spread on the data and in the gap, and the method's own
 quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
 On a classifier (a model with ``predict_proba``) the test columns are
 accuracy, NLL, ECE and Brier score instead, plus the AUROC of entropy and
-mutual information at telling ``ood=`` inputs from the test inputs.
+mutual information at telling ``ood=`` inputs from the test inputs. With
+``reference=`` (a long-run posterior, e.g. ``ap.references.load("gap")``) each
+row also gets its distance to that reference's predictive at the test inputs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ __all__ = [
     "compare",
     "predictive_metrics",
     "classification_metrics",
+    "reference_metrics",
     "is_classifier",
     "gradient_variance_curves",
     "COLUMNS",
@@ -52,6 +55,9 @@ COLUMNS = {
     "test_brier": ("test Brier", "{:.3f}"),
     "ood_auroc_entropy": ("OOD AUROC (entropy)", "{:.3f}"),
     "ood_auroc_mi": ("OOD AUROC (MI)", "{:.3f}"),
+    "w2_reference": ("W2 to reference", "{:.3f}"),
+    "agreement": ("agreement", "{:.3f}"),
+    "tv_reference": ("TV to reference", "{:.3f}"),
     "ess_per_second": ("min ESS / s", "{:.1f}"),
     "kish_ess": ("Kish ESS", "{:.1f}"),
     "khat": ("k-hat", "{:.2f}"),
@@ -179,6 +185,66 @@ def classification_metrics(posterior, test, ood=None, n_samples: int = 200, seed
     return row
 
 
+def reference_metrics(posterior, reference_predictive, x_test, n_samples: int = 200, seed=0) -> dict:
+    """Distance of one posterior's predictive at ``x_test`` to a reference predictive at the same inputs.
+
+    Parameters
+    ----------
+    posterior
+        A fitted posterior with a model.
+    reference_predictive
+        The reference's ``Predictive`` (regression) or ``ClassPredictive``
+        (classifier) at ``x_test``, e.g. ``reference.predict(x_test, n_samples=1000)``.
+    x_test
+        The inputs the reference predictive was computed at.
+    n_samples, seed
+        θ draws of ``posterior`` for its predictive, and their seed.
+
+    Returns
+    -------
+    dict
+        Regression: ``w2_reference`` (:func:`approxpost.metrics.predictive_w2`).
+        Classification: ``agreement`` and ``tv_reference``
+        (:func:`approxpost.metrics.agreement`, :func:`approxpost.metrics.total_variation`).
+
+    Notes
+    -----
+    Both predictives are Monte Carlo averages, so the distance has a floor
+    even for the reference itself: about sd_f · √(1/S + 1/S_ref) per input,
+    with sd_f the spread of f(x) over θ. Only the same draws give exactly 0.
+    """
+    pred = posterior.predict(x_test, n_samples=n_samples, seed=seed)
+    if hasattr(reference_predictive, "probs"):
+        if not hasattr(pred, "probs"):
+            raise TypeError("reference_predictive is a classifier's but posterior's model is a regression")
+        return {
+            "agreement": _metrics.agreement(pred.probs, reference_predictive.probs),
+            "tv_reference": _metrics.total_variation(pred.probs, reference_predictive.probs),
+        }
+    if hasattr(pred, "probs"):
+        raise TypeError("reference_predictive is a regression's but posterior's model is a classifier")
+    return {"w2_reference": _metrics.predictive_w2(pred, reference_predictive)}
+
+
+def _reference_predictive(reference, model, test, reference_samples: int, seed):
+    """The reference's predictive at the test inputs, after checking it describes the same model."""
+    if test is None:
+        raise ValueError("reference= needs test=(x_test, y_test): the distances are measured at the test inputs")
+    if not callable(getattr(reference, "predict", None)):
+        raise TypeError(f"reference must be a Posterior with a model, got {type(reference).__name__}")
+    ref_model = getattr(reference, "model", None)
+    if ref_model is None:
+        raise ValueError("reference has model=None: a reference needs the model it samples (pass model=)")
+    if getattr(ref_model, "dim", None) != model.dim:
+        raise ValueError(
+            f"reference's model has dim={getattr(ref_model, 'dim', None)} but model has dim={model.dim}: "
+            "the reference must be a posterior of the same model"
+        )
+    if is_classifier(ref_model) != is_classifier(model):
+        raise ValueError("reference's model and model must both be classifiers or both regressions")
+    return reference.predict(test[0], n_samples=reference_samples, seed=seed)
+
+
 def _quality(posterior) -> dict:
     """The method's own figure of merit, from its diagnostics."""
     diagnostics, row = posterior.diagnostics, {}
@@ -201,6 +267,8 @@ def compare(
     gap=None,
     n_samples: int = 200,
     ood=None,
+    reference=None,
+    reference_samples: int = 1000,
 ) -> Comparison:
     """Fit every method in ``methods`` to ``model`` and measure the results the same way.
 
@@ -229,6 +297,14 @@ def compare(
     ood
         Out-of-distribution inputs for a classifier: adds the OOD AUROC
         columns (see :func:`classification_metrics`).
+    reference
+        A posterior of the same model to measure every method against (a
+        long NUTS run such as ``ap.references.load("gap")``, or
+        ``LinearRegression.exact_posterior()``): adds ``w2_reference``
+        (regression) or ``agreement`` and ``tv_reference`` (classifier) at
+        the test inputs (see :func:`reference_metrics`). Needs ``test``.
+    reference_samples
+        θ draws of the reference for its predictive (drawn once, with ``seed``).
 
     Returns
     -------
@@ -242,6 +318,10 @@ def compare(
         raise ValueError(f"test must be a pair (x_test, y_test), got {len(test)} items")
     if ood is not None and not (test is not None and is_classifier(model)):
         raise ValueError("ood= needs a classifier model (with predict_proba) and test=(x_test, y_test)")
+    reference_samples = check.count("reference_samples", reference_samples)
+    ref_pred = None
+    if reference is not None:
+        ref_pred = _reference_predictive(reference, model, test, reference_samples, seed)
     ad.ensure_malloc_tuned()
     posteriors, table, run = {}, {}, {}
     for name, method in methods.items():
@@ -256,6 +336,8 @@ def compare(
             row.update(classification_metrics(posterior, test, ood=ood, n_samples=n_samples, seed=seed))
         elif test is not None and hasattr(model, "predict"):
             row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_samples, seed=seed))
+        if ref_pred is not None:
+            row.update(reference_metrics(posterior, ref_pred, test[0], n_samples=n_samples, seed=seed))
         row.update(_quality(posterior))
         posteriors[name], table[name], run[name] = posterior, row, method
     return Comparison(posteriors, table, run)
