@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, targets
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
-from .methods import BBVI, HMC, BayesByBackprop, ImportanceSampling, Metropolis
+from .methods import BBVI, HMC, NUTS, BayesByBackprop, ImportanceSampling, Metropolis
 from .posteriors import Cost, GaussianPosterior, Posterior, Predictive, SamplePosterior, WeightedPosterior
 
 
@@ -41,6 +41,7 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "NUTS",
     "Posterior",
     "SamplePosterior",
     "WeightedPosterior",

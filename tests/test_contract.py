@@ -17,6 +17,7 @@ METHODS = {
     "IS": ap.ImportanceSampling(n_samples=2_000, batch_size=500),
     "BBVI": ap.BBVI(n_mc=8, n_steps=200, learning_rate=5e-2),
     "BBB": ap.BayesByBackprop(n_mc=2, n_steps=200, learning_rate=5e-2),
+    "NUTS": ap.NUTS(n_samples=100, n_warmup=50, n_chains=2),
 }
 DIAGNOSTIC_KEYS = {
     "Metropolis": {"acceptance_rate", "ess", "rhat"},
@@ -24,6 +25,7 @@ DIAGNOSTIC_KEYS = {
     "IS": {"kish_ess", "khat", "log_evidence"},
     "BBVI": {"final_elbo"},
     "BBB": {"final_elbo"},
+    "NUTS": {"acceptance_rate", "ess", "rhat", "divergences", "step_size", "mean_tree_depth", "lockstep_waste"},
 }
 
 

@@ -6,5 +6,6 @@ from .bbvi import BBVI
 from .hmc import HMC
 from .importance import ImportanceSampling
 from .metropolis import Metropolis
+from .nuts import NUTS
 
-__all__ = ["Method", "CostCounter", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop"]
+__all__ = ["Method", "CostCounter", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop", "NUTS"]
