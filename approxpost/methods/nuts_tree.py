@@ -94,12 +94,26 @@ def merge_is_no_uturn(a: Block, b: Block, inv_mass) -> np.ndarray:
     )
 
 
+class _Subtree(NamedTuple):
+    """A freshly built subtree, per chain: whether it is valid, its block, far end (θ, p, ∇), draw, log Σw, counts."""
+
+    valid: np.ndarray
+    block: Block | None
+    end: tuple
+    draw: tuple
+    log_weight: np.ndarray
+    n_leapfrog: np.ndarray
+    sum_accept: np.ndarray
+    diverging: np.ndarray
+    n_steps: int
+
+
 def _where(mask: np.ndarray, new: tuple, old: tuple) -> tuple:
     """Row-wise choice between two tuples of per-chain arrays."""
     return tuple(np.where(mask.reshape(mask.shape + (1,) * (np.ndim(n) - 1)), n, o) for n, o in zip(new, old))
 
 
-def _subtree(log_joint_and_grad, start: tuple, h0, step_size, inv_mass, n_leaves: int, building, rng) -> dict:
+def _subtree(log_joint_and_grad, start: tuple, h0, step_size, inv_mass, n_leaves: int, building, rng) -> _Subtree:
     """Lay down ``n_leaves`` leapfrog steps from ``start`` = (θ, p, ∇) with a signed step per chain.
 
     Within the subtree the draw is multinomial: leaf i replaces the current
@@ -143,18 +157,12 @@ def _subtree(log_joint_and_grad, start: tuple, h0, step_size, inv_mass, n_leaves
             ok &= merge_is_no_uturn(a, b, inv_mass)
             stack.append((2 * size, Block(a.first, b.last, a.rho + b.rho)))
         valid = keep & ok
-    whole = stack[0][1] if len(stack) == 1 else None  # a full subtree is one block; else no chain is valid
-    return {
-        "valid": valid if whole is not None else np.zeros(n_chains, bool),
-        "block": whole,
-        "end": (position, momentum, grad),
-        "draw": draw,
-        "log_weight": log_weight,
-        "n_leapfrog": n_leapfrog,
-        "sum_accept": sum_accept,
-        "diverging": diverging,
-        "n_steps": n_steps,
-    }
+    # a complete subtree is one block; a partial stack means every chain stopped early (none is valid)
+    whole = stack[0][1] if len(stack) == 1 else None
+    valid = valid if whole is not None else np.zeros(n_chains, bool)
+    return _Subtree(
+        valid, whole, (position, momentum, grad), draw, log_weight, n_leapfrog, sum_accept, diverging, n_steps
+    )
 
 
 def nuts_trajectory(
@@ -205,7 +213,7 @@ def nuts_trajectory(
     n_chains = position.shape[0]
     h0 = kinetic_energy(momentum, inv_mass) - log_joint
     left = right = (position, momentum, grad)  # the two ends of the tree (θ, p, ∇)
-    tree = Block(momentum, momentum, momentum)  # traversal-free: first = left end, last = right end
+    tree = Block(momentum, momentum, momentum)  # in space: first = left end's momentum, last = right end's
     log_weight = np.zeros(n_chains)
     draw = (position, log_joint, grad)
     building = np.ones(n_chains, bool)
@@ -219,21 +227,21 @@ def nuts_trajectory(
         sub = _subtree(
             log_joint_and_grad, start, h0, np.where(forward, step_size, -step_size), inv_mass, 2**j, building, rng
         )
-        n_steps += sub["n_steps"]
-        n_leapfrog += sub["n_leapfrog"]
-        sum_accept += sub["sum_accept"]
-        diverging |= sub["diverging"]
-        merge = sub["valid"]
+        n_steps += sub.n_steps
+        n_leapfrog += sub.n_leapfrog
+        sum_accept += sub.sum_accept
+        diverging |= sub.diverging
+        merge = sub.valid
         u = rng.random(n_chains)
         if not merge.any():
             building[:] = False
             break
         with np.errstate(divide="ignore", invalid="ignore"):
-            take = merge & (np.log(u) < sub["log_weight"] - log_weight)
-        draw = _where(take, sub["draw"], draw)
-        log_weight = np.where(merge, np.logaddexp(log_weight, sub["log_weight"]), log_weight)
+            take = merge & (np.log(u) < sub.log_weight - log_weight)
+        draw = _where(take, sub.draw, draw)
+        log_weight = np.where(merge, np.logaddexp(log_weight, sub.log_weight), log_weight)
         # the criterion in traversal order: old tree (far end first), then the new subtree
-        block = sub["block"]
+        block = sub.block
         old = Block(
             np.where(forward[:, None], tree.first, tree.last),
             np.where(forward[:, None], tree.last, tree.first),
@@ -243,8 +251,8 @@ def nuts_trajectory(
         new_first = np.where(forward[:, None], tree.first, block.last)
         new_last = np.where(forward[:, None], block.last, tree.last)
         tree = Block(*_where(merge, (new_first, new_last, tree.rho + block.rho), tree))
-        left = _where(merge & ~forward, sub["end"], left)
-        right = _where(merge & forward, sub["end"], right)
+        left = _where(merge & ~forward, sub.end, left)
+        right = _where(merge & forward, sub.end, right)
         depth += merge
         building = merge & ok
     return Trajectory(
