@@ -41,7 +41,7 @@ def default_methods() -> dict:
         "is": ap.ImportanceSampling(n_samples=100_000),
         "bbvi": ap.BBVI(n_mc=16, n_steps=10_000, learning_rate=1e-2, control_variate=True),
         "bbb": ap.BayesByBackprop(n_mc=4, n_steps=10_000, learning_rate=1e-2),
-        "nuts": ap.NUTS(n_samples=500, n_warmup=500, n_chains=4, max_tree_depth=8),
+        "nuts": ap.NUTS(n_samples=300, n_warmup=300, n_chains=4, max_tree_depth=7),
     }
 
 

@@ -82,8 +82,9 @@ class NUTS(MCMCMethod):
     max_tree_depth
         Most doublings per iteration (at most 2^depth − 1 leapfrog steps).
     step_size
-        ε to start from; with ``adapt_step_size`` Stan's heuristic first
-        doubles or halves it until one step's acceptance crosses 0.8.
+        ε to start from; with ``adapt_step_size`` and a warm-up, Stan's
+        heuristic first doubles or halves it until one leapfrog step's
+        acceptance crosses 0.8.
     adapt_step_size
         Tune ε during warm-up by dual averaging.
     adapt_mass_matrix
