@@ -8,7 +8,7 @@ autodiff (:mod:`approxpost.autodiff`).
 
 __version__ = "0.1.0"
 
-from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, targets
+from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, references, targets
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
 from .methods import BBVI, HMC, NUTS, BayesByBackprop, ImportanceSampling, Metropolis
@@ -35,6 +35,7 @@ __all__ = [
     "nn",
     "optim",
     "targets",
+    "references",
     "plot",
     "Metropolis",
     "HMC",
