@@ -1,16 +1,19 @@
-"""Argument checks shared by the result objects and the estimators.
+"""Argument checks, in one place and with one message shape: "`name` must be ..., got ...".
 
 Each raises a ``ValueError`` that names the argument and, for arrays, the
 shape it got, so bad input fails where it enters instead of as a NaN later.
+Settings dataclasses, models, datasets, estimators and result objects all
+check their arguments with these.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
-__all__ = ["float_array", "count"]
+__all__ = ["float_array", "count", "positive", "number", "probability", "flag", "optional"]
 
 
 def float_array(name: str, value, ndims: tuple, shape_hint: str) -> np.ndarray:
@@ -29,9 +32,74 @@ def float_array(name: str, value, ndims: tuple, shape_hint: str) -> np.ndarray:
     return array
 
 
-def count(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int, or a ``ValueError`` unless it is an integer of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+def _is_integer(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Integral)
+
+
+def _is_real(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
+
+
+def count(name: str, value, minimum: int = 1, why: str = "") -> int:
+    """``value`` as an int, or a ``ValueError`` unless it is an integer of at least ``minimum``.
+
+    ``why`` (e.g. ``"one step's cost"``) is added to the message after the bound.
+    """
+    if not _is_integer(value) or value < minimum:
+        if minimum == 1:
+            wanted = "a positive integer"
+        elif minimum == 0:
+            wanted = "a non-negative integer"
+        else:
+            wanted = f"an integer of at least {minimum}"
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be {wanted}{reason}, got {value!r}")
     return int(value)
+
+
+def number(name: str, value, low: float = -math.inf, high: float = math.inf, *, closed: str = "both") -> float:
+    """``value`` as a finite float in the interval from ``low`` to ``high``, else ``ValueError``.
+
+    ``closed`` is which ends belong to the interval: ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+    """
+    left, right = closed in ("both", "left"), closed in ("both", "right")
+    ok = _is_real(value) and math.isfinite(value)
+    if ok:
+        ok = (value >= low if left else value > low) and (value <= high if right else value < high)
+    if not ok:
+        if math.isinf(low) and math.isinf(high):
+            wanted = "a finite number"
+        elif math.isinf(high):
+            wanted = f"a finite number {'>=' if left else '>'} {low:g}"
+        elif math.isinf(low):
+            wanted = f"a finite number {'<=' if right else '<'} {high:g}"
+        else:
+            wanted = f"a number in {'[' if left else '('}{low:g}, {high:g}{']' if right else ')'}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return float(value)
+
+
+def positive(name: str, value) -> float:
+    """``value`` as a float, or a ``ValueError`` unless it is a positive finite number."""
+    if not (_is_real(value) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def probability(name: str, value) -> float:
+    """``value`` as a float, or a ``ValueError`` unless 0 < value < 1."""
+    if not (_is_real(value) and 0.0 < value < 1.0):
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def flag(name: str, value) -> bool:
+    """``value`` as a bool, or a ``ValueError`` unless it is True or False."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def optional(check, name: str, value, *args, **kwargs):
+    """``None`` if ``value`` is None, else ``check(name, value, *args, **kwargs)``."""
+    return None if value is None else check(name, value, *args, **kwargs)

@@ -81,6 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _within_budget(label: str, method, budget: int):
+    """``method.with_budget(budget)``, or a usage error saying what --budget that method needs."""
+    try:
+        return method.with_budget(budget)
+    except ValueError as error:
+        raise _UsageError(f"--budget {budget} is too small for {label}: {error}; pass a larger --budget") from None
+
+
+def _check_writable(out: str) -> None:
+    """Create ``out`` (with parents) now, so a bad --out fails before a minute of fitting, not after."""
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise _UsageError(f"--out {out!r} cannot be created: {error.strerror}; choose another folder") from None
+    if not os.access(out, os.W_OK):
+        raise _UsageError(f"--out {out!r} is not writable; choose another folder")
+
+
 def run_compare(args) -> int:
     """The body of ``approxpost compare``."""
     import matplotlib
@@ -93,12 +111,17 @@ def run_compare(args) -> int:
     if args.dataset not in ap.datasets.DATASETS:
         raise _UsageError(f"unknown dataset {args.dataset!r}; valid: {', '.join(ap.datasets.DATASETS)}")
     names = _parse_methods(args.methods)
+    if args.seed < 0:
+        raise _UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.budget is not None and args.budget < 1:
         raise _UsageError(f"--budget must be a positive number of evaluations, got {args.budget}")
-    data = ap.datasets.DATASETS[args.dataset](seed=args.seed)
-    model = build_model(data)
     defaults = default_methods()
     methods = {METHOD_NAMES[name]: defaults[name] for name in names}
+    if args.budget is not None:  # every setting is checked before the first (long) fit
+        methods = {label: _within_budget(label, method, args.budget) for label, method in methods.items()}
+    _check_writable(args.out)
+    data = ap.datasets.DATASETS[args.dataset](seed=args.seed)
+    model = build_model(data)
     print(
         f"approxpost {ap.__version__}: {len(methods)} methods on {data.name} ({len(data.x)} points, D={model.dim}), seed {args.seed}"
     )
@@ -108,13 +131,12 @@ def run_compare(args) -> int:
         methods,
         test=(data.x_test, data.y_test),
         seed=args.seed,
-        budget=args.budget,
+        budget=None,  # already applied above, where a too-small budget is a usage error
         progress=not args.quiet,
         gap=data.gap,
     )
     table = result.to_markdown()
     print(table)
-    os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "table.md"), "w") as handle:
         handle.write(f"Dataset `{data.name}`, seed {args.seed}, budget {args.budget or 'default'}.\n\n{table}\n")
     plot.bands(result, data).savefig(os.path.join(args.out, "bands.png"), dpi=110)
@@ -136,5 +158,8 @@ def main(argv=None) -> int:
             return run_compare(args)
     except _UsageError as error:
         print(f"approxpost: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. the disk filled up or --out vanished while writing
+        print(f"approxpost: error: cannot write to --out {args.out!r}: {error.strerror or error}", file=sys.stderr)
         return 2
     return 0

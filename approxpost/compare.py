@@ -10,11 +10,15 @@ quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _validate as check
+from . import autodiff as ad
+from . import estimators
 from ._rng import as_generator
 from .distributions import MeanFieldNormal
 
@@ -67,7 +71,7 @@ class Comparison(NamedTuple):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(float(value))
+    return isinstance(value, numbers.Real) and math.isfinite(float(value))
 
 
 def predictive_metrics(posterior, x_train, test, gap=None, n_samples: int = 200, seed=0) -> dict:
@@ -131,7 +135,7 @@ def compare(
     budget: int | None = None,
     progress: bool = False,
     gap=None,
-    n_predict: int = 200,
+    n_samples: int = 200,
 ) -> Comparison:
     """Fit every method in ``methods`` to ``model`` and measure the results the same way.
 
@@ -155,8 +159,8 @@ def compare(
         Progress bar for each fit.
     gap
         ``(low, high)`` input interval with no data, for the in-gap spread.
-    n_predict
-        θ draws for the predictive metrics.
+    n_samples
+        θ draws for the predictive metrics (as in ``posterior.predict``).
 
     Returns
     -------
@@ -164,10 +168,11 @@ def compare(
     """
     if not methods:
         raise ValueError("methods must name at least one method, got an empty mapping")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1):
-        raise ValueError(f"budget must be a positive integer number of evaluations, got {budget!r}")
+    check.optional(check.count, "budget", budget)
+    n_samples = check.count("n_samples", n_samples)
     if test is not None and len(test) != 2:
-        raise ValueError("test must be a pair (x_test, y_test)")
+        raise ValueError(f"test must be a pair (x_test, y_test), got {len(test)} items")
+    ad.ensure_malloc_tuned()
     posteriors, table, run = {}, {}, {}
     for name, method in methods.items():
         method = method.with_budget(int(budget)) if budget is not None else method
@@ -178,7 +183,7 @@ def compare(
             "density_evals": posterior.cost.density_evals,
         }
         if test is not None and hasattr(model, "predict"):
-            row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_predict, seed=seed))
+            row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_samples, seed=seed))
         row.update(_quality(posterior))
         posteriors[name], table[name], run[name] = posterior, row, method
     return Comparison(posteriors, table, run)
@@ -207,8 +212,6 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
     dict
         ``{"n_mc": array, estimator name: array of total variances}``.
     """
-    from . import estimators  # the estimators sit beside compare, not below it
-
     rng = as_generator(seed)
     if q is None:
         q = MeanFieldNormal.from_std(model.init(rng, 1)[0], np.full(model.dim, 0.1))

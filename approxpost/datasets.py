@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _validate as check
 from ._rng import as_generator
 
 __all__ = ["Dataset", "gap_regression", "blundell_curve", "linear", "DATASETS"]
@@ -33,16 +34,11 @@ class Dataset(NamedTuple):
 
 
 def _check_n(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer of at least 2, got {n!r}")
-    return int(n)
+    return check.count("n", n, minimum=2)
 
 
 def _check_noise(noise_std) -> float:
-    noise_std = float(noise_std)
-    if not np.isfinite(noise_std) or noise_std <= 0:
-        raise ValueError(f"noise_std must be a positive finite number, got {noise_std}")
-    return noise_std
+    return check.positive("noise_std", noise_std)
 
 
 def _gap_function(x: np.ndarray) -> np.ndarray:
@@ -98,8 +94,7 @@ def linear(n: int = 30, n_features: int = 1, noise_std: float = 0.5, seed=0) -> 
     same seed, so ``LinearRegression(..., prior_std=1.0)`` is well specified.
     """
     n, noise_std = _check_n(n), _check_noise(noise_std)
-    if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
-        raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+    n_features = check.count("n_features", n_features)
     rng = as_generator(seed)
     weights = rng.standard_normal(n_features)
     intercept = rng.standard_normal()

@@ -12,9 +12,18 @@ import numpy as np
 
 from . import autodiff as ad
 
-__all__ = ["Normal", "MeanFieldNormal", "MultivariateNormal", "kl"]
+__all__ = ["Normal", "MeanFieldNormal", "MultivariateNormal", "kl", "gaussian_entropy", "LOG_2PI"]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
+LOG_2PI = float(np.log(2.0 * np.pi))
+"""log 2π, the constant of every Gaussian log density in the package."""
+
+
+def gaussian_entropy(half_log_det, dim: int):
+    """Entropy of a D-dimensional Gaussian from ½ log det Σ: H = ½ log det Σ + D/2 (1 + log 2π).
+
+    ``half_log_det`` may be an ``ad.Var`` (Σ log σ for a diagonal Gaussian), so H differentiates.
+    """
+    return half_log_det + 0.5 * dim * (LOG_2PI + 1.0)
 
 
 def _value(x):
@@ -63,6 +72,11 @@ class Normal:
     def std(self) -> np.ndarray:
         return _value(self.scale)
 
+    @property
+    def cov(self) -> np.ndarray:
+        """diag(scale²), (D, D)."""
+        return np.diag(self.std**2)
+
     def _check_x(self, x) -> None:
         shape = np.shape(_value(x))
         if not shape or shape[-1] != self.dim:
@@ -72,7 +86,7 @@ class Normal:
         """log N(x | loc, scale²) summed over the last axis.  (D,) -> scalar, (S, D) -> (S,)."""
         self._check_x(x)
         z = (x - self.loc) / self.scale
-        return -0.5 * ad.sum_squares(z, axis=-1) - ad.sum(ad.log(self.scale)) - 0.5 * self.dim * _LOG_2PI
+        return -0.5 * ad.sum_squares(z, axis=-1) - ad.sum(ad.log(self.scale)) - 0.5 * self.dim * LOG_2PI
 
     def reparameterize(self, eps):
         """x = loc + scale ⊙ ε: a draw as a differentiable function of the parameters."""
@@ -84,7 +98,7 @@ class Normal:
 
     def entropy(self):
         """H = Σ log scale + D/2 log(2πe)."""
-        return ad.sum(ad.log(self.scale)) + 0.5 * self.dim * (_LOG_2PI + 1.0)
+        return gaussian_entropy(ad.sum(ad.log(self.scale)), self.dim)
 
     def kl(self, other: Normal):
         """KL(self ‖ other) between diagonal Gaussians (analytic)."""
@@ -147,8 +161,9 @@ class MultivariateNormal:
             raise ValueError(f"cov must be (D, D) for mean (D,), got mean {mean.shape} and cov {cov.shape}")
         _check_finite("mean", mean)
         _check_finite("cov", cov)
-        if not np.allclose(cov, cov.T, rtol=1e-10, atol=1e-12):
-            raise ValueError(f"cov must be symmetric, got an asymmetric {cov.shape} matrix")
+        asymmetry = float(np.max(np.abs(cov - cov.T)))
+        if asymmetry > 1e-10 * float(np.max(np.abs(cov))):
+            raise ValueError(f"cov must be symmetric, got max |cov - cov.T| = {asymmetry:.3g} (shape {cov.shape})")
         try:
             self.chol = np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
@@ -156,6 +171,8 @@ class MultivariateNormal:
         self.loc, self.cov = mean, cov
         self.precision_chol_inv = np.linalg.inv(self.chol)
         self._log_det = 2.0 * float(np.sum(np.log(np.diag(self.chol))))
+        self._std = np.sqrt(np.diag(cov))
+        self._std.flags.writeable = False
 
     @property
     def dim(self) -> int:
@@ -167,7 +184,7 @@ class MultivariateNormal:
 
     @property
     def std(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.cov))
+        return self._std
 
     def log_prob(self, x):
         """log N(x | mean, cov) with z = L⁻¹(x − mean).  (D,) -> scalar, (S, D) -> (S,)."""
@@ -175,7 +192,7 @@ class MultivariateNormal:
         if not shape or shape[-1] != self.dim:
             raise ValueError(f"x has shape {shape} but the distribution has dim {self.dim}")
         z = ad.matmul(x - self.loc, self.precision_chol_inv.T)
-        return -0.5 * ad.sum_squares(z, axis=-1) - 0.5 * self._log_det - 0.5 * self.dim * _LOG_2PI
+        return -0.5 * ad.sum_squares(z, axis=-1) - 0.5 * self._log_det - 0.5 * self.dim * LOG_2PI
 
     def sample(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         """``n`` draws (n, D): mean + L z."""
@@ -183,7 +200,7 @@ class MultivariateNormal:
 
     def entropy(self) -> float:
         """H = ½ log det(2πe cov)."""
-        return 0.5 * self._log_det + 0.5 * self.dim * (_LOG_2PI + 1.0)
+        return gaussian_entropy(0.5 * self._log_det, self.dim)
 
     def kl(self, other) -> float:
         """KL(self ‖ other) (analytic)."""

@@ -11,7 +11,8 @@ expectation, and that is the lesson of BBVI vs Bayes by Backprop:
 - :func:`score_function_grad` (REINFORCE, BBVI) needs only log p(θ, D) values;
 - :func:`reparam_grad` differentiates through θ = μ + σ ⊙ ε (needs ∇θ log p);
 - :func:`local_reparam_grad` samples a network's pre-activations instead of
-  its weights, with fresh noise per data point.
+  its weights, with fresh noise per data point (the sampling itself is in
+  :mod:`approxpost.local_reparam`; its functions are re-exported here).
 
 All of them return the gradient of the ELBO (the ascent direction) as a
 ``VIGrad(mu, rho)``, and all are batched over the ``n_mc`` draws: one
@@ -29,9 +30,10 @@ import numpy as np
 from . import autodiff as ad
 from ._rng import as_generator
 from ._validate import count as _check_count
+from .autodiff.core import backward
 from .distributions import MeanFieldNormal, Normal
+from .local_reparam import check_local_reparam_model, local_reparam_log_likelihood, local_reparam_log_likelihood_grad
 from .models import Model, Regression
-from .nn import MLP
 
 __all__ = [
     "VIGrad",
@@ -41,6 +43,8 @@ __all__ = [
     "score_function_grad",
     "score_terms",
     "reparam_grad",
+    "value_and_grads",
+    "check_q",
     "local_reparam_grad",
     "local_reparam_log_likelihood",
     "local_reparam_log_likelihood_grad",
@@ -49,8 +53,6 @@ __all__ = [
     "dsigma_drho",
     "grad_variance",
 ]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 Seed = int | np.random.Generator | None
 
@@ -78,7 +80,8 @@ class GradVariance(NamedTuple):
 # --- checks -------------------------------------------------------------------
 
 
-def _check_q(model, q) -> None:
+def check_q(model, q) -> None:
+    """Raise unless ``q`` is a plain-array ``MeanFieldNormal`` of the model's dimension."""
     if not isinstance(q, MeanFieldNormal):
         raise TypeError(f"q must be an approxpost.distributions.MeanFieldNormal, got {type(q).__name__}")
     if isinstance(q.mu, ad.Var) or isinstance(q.rho, ad.Var):
@@ -125,7 +128,7 @@ def elbo_terms(model: Model, q: MeanFieldNormal, n_mc: int = 100, seed: Seed = N
     np.ndarray
         (n_mc,) values, every normalising constant included.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     theta = q.sample(as_generator(seed), n_mc)
     return np.asarray(model.log_joint(theta), dtype=np.float64) - q.log_prob(theta)
@@ -222,7 +225,7 @@ def score_function_grad(
     ----------
     Ranganath, R., Gerrish, S. and Blei, D. M. (2014). Black box variational inference. AISTATS.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc, minimum=2 if control_variate else 1)
     return score_terms(model, q, as_generator(seed), n_mc, bool(control_variate))[0]
 
@@ -242,6 +245,18 @@ def normal_kl_grad(mu: np.ndarray, sigma: np.ndarray, prior: Normal) -> tuple:
     diff = mu - prior.mean
     value = np.sum(np.log(prior.std / sigma) + (sigma * sigma + diff * diff) / (2.0 * prior_var) - 0.5)
     return float(value), diff / prior_var, sigma / prior_var - 1.0 / sigma
+
+
+def value_and_grads(f: Callable, *arrays, seed_grad=1.0) -> tuple:
+    """``(f(*leaves).value, [∂/∂leaf of Σ seed_grad ⊙ f])``: one backward pass to several array arguments.
+
+    The engine's ``vjp`` for a function of several arrays (here μ and ρ), so
+    q's parameters stay two arrays instead of one stacked leaf.
+    """
+    leaves = [ad.Var(np.array(a, dtype=np.float64, copy=True)) for a in arrays]
+    out = f(*leaves)
+    g = np.broadcast_to(np.asarray(seed_grad, dtype=np.float64), out.shape)
+    return out.value, backward(out, g, tuple(leaves))
 
 
 def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
@@ -265,11 +280,11 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
 
     Notes
     -----
-    Estimates ∇ of 1/S Σ_s log p(μ + σ ⊙ ε_s, D) + H[q] with the **analytic**
-    entropy H[q] = Σ log σ + D/2 log(2πe). ``ad`` gives g_s = ∇_θ log p(θ_s, D)
-    for all draws in one backward pass; the chain rule through θ = μ + σ ⊙ ε
-    is then written out as in Blundell et al. (2015):
-    ∇_μ = 1/S Σ_s g_s, ∇_σ = 1/S Σ_s g_s ⊙ ε_s + 1/σ, ∇_ρ = ∇_σ ⊙ sigmoid(ρ).
+    The engine differentiates 1/S Σ_s log p(μ + σ ⊙ ε_s, D) + H[q] (the
+    **analytic** entropy Σ log σ + D/2 log(2πe)) with respect to (μ, ρ),
+    through :class:`~approxpost.distributions.MeanFieldNormal` itself.
+    :func:`approxpost.by_hand.reparam_grad_by_hand` writes the same chain
+    rule out by hand (Blundell et al. 2015) and gives the same numbers.
 
     References
     ----------
@@ -277,100 +292,19 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
     Blundell, C., Cornebise, J., Kavukcuoglu, K. and Wierstra, D. (2015). Weight
     uncertainty in neural networks. ICML.
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     eps = as_generator(seed).standard_normal((n_mc, q.dim))
-    sigma = q.std
-    _, pullback = ad.vjp(lambda theta: ad.mean(model.log_joint(theta)), q.mu + sigma * eps)
-    grad_theta = pullback(1.0)  # (S, D): row s is g_s / S
-    grad_sigma = np.sum(grad_theta * eps, axis=0) + 1.0 / sigma
-    return VIGrad(np.sum(grad_theta, axis=0), grad_sigma * dsigma_drho(sigma))
+
+    def objective(mu, rho):
+        q_var = MeanFieldNormal(mu, rho)
+        return ad.mean(model.log_joint(q_var.reparameterize(eps))) + q_var.entropy()
+
+    _, (grad_mu, grad_rho) = value_and_grads(objective, q.mu, q.rho)
+    return VIGrad(grad_mu, grad_rho)
 
 
 # --- local reparameterisation -------------------------------------------------
-
-
-def check_local_reparam_model(model) -> None:
-    """Raise ``ValueError`` unless ``model`` is a ``Regression`` with an ``MLP`` and its Gaussian likelihood."""
-    # fit() hands a method a counting proxy whose ``model`` is the user's model
-    inner = model if isinstance(model, Model) else getattr(model, "model", model)
-    ok = (
-        isinstance(inner, Regression)
-        and type(inner).log_likelihood is Regression.log_likelihood
-        and isinstance(inner.net, MLP)
-    )
-    if not ok:
-        raise ValueError(
-            "local reparameterisation needs a models.Regression with an nn.MLP network and its Gaussian "
-            f"likelihood, got {type(inner).__name__} with net {type(getattr(inner, 'net', None)).__name__}"
-        )
-
-
-def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Generator, n_mc: int, idx=None):
-    """E_q[log p(D | θ)] estimated by sampling each layer's pre-activations; differentiable in q's parameters.
-
-    Parameters
-    ----------
-    model
-        A ``Regression`` with an ``MLP``.
-    q
-        Diagonal Gaussian over the flat weights (only ``q.loc`` and ``q.scale``
-        are used); they may be ``ad.Var`` s.
-    rng
-        Source of the pre-activation noise.
-    n_mc
-        Number of independent network passes S.
-    idx
-        Optional minibatch indices; the sum over them is rescaled to the full
-        data by N/|idx|, as ``model.log_likelihood`` does.
-
-    Returns
-    -------
-    Var or float
-        The mean over the S passes of the Gaussian log likelihood, constants included.
-
-    Notes
-    -----
-    For a layer with input A and weights W ~ N(μ_W, σ_W²), b ~ N(μ_b, σ_b²)
-    independent, the pre-activation A W + b is Gaussian with mean A μ_W + μ_b
-    and variance A² σ_W² + σ_b²; it is drawn as mean + √var ⊙ ξ with ξ fresh
-    for every data point, which removes the covariance between data points'
-    gradients that shared weight noise causes (lower variance, same expectation).
-
-    References
-    ----------
-    Kingma, D. P., Salimans, T. and Welling, M. (2015). Variational dropout and the
-    local reparameterization trick. NeurIPS.
-    """
-    check_local_reparam_model(model)
-    net = model.net
-    activation = getattr(ad, net.activation)
-    x, y = (model.x, model.y) if idx is None else (model.x[idx], model.y[idx])
-    mean_layers = net.unflatten(q.loc)
-    var_layers = net.unflatten(ad.square(q.scale))
-    h = x  # (n, in): shared by every pass until the first noise enters
-    for i, ((mean_w, mean_b), (var_w, var_b)) in enumerate(zip(mean_layers, var_layers)):
-        mean = ad.add(ad.matmul(h, mean_w), mean_b)
-        var = ad.add(ad.matmul(ad.square(h), var_w), var_b)
-        xi = rng.standard_normal((n_mc, x.shape[0], net.layer_sizes[i + 1]))
-        h = ad.add(mean, ad.mul(ad.sqrt(var), xi))
-        if i < len(mean_layers) - 1:
-            h = activation(h)
-    squared_error = ad.sum_squares(ad.sub(y, h), axis=(-2, -1))
-    log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * _LOG_2PI)
-    return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
-
-
-def local_reparam_log_likelihood_grad(
-    model: Regression, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
-) -> tuple:
-    """``(estimate, ∂/∂μ, ∂/∂σ)`` of :func:`local_reparam_log_likelihood` at q = N(μ, diag σ²), one backward pass."""
-    lam = np.stack([mu, sigma])  # one leaf holding the rows μ and σ
-    value, pullback = ad.vjp(
-        lambda lam: local_reparam_log_likelihood(model, Normal(lam[0], lam[1]), rng, n_mc, idx), lam
-    )
-    grad = pullback(1.0)
-    return float(value), grad[0], grad[1]
 
 
 def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
@@ -404,7 +338,7 @@ def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, se
     local reparameterization trick. NeurIPS.
     """
     check_local_reparam_model(model)
-    _check_q(model, q)
+    check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     sigma = q.std
     _, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(model, q.mu, sigma, as_generator(seed), n_mc)
@@ -441,7 +375,7 @@ def grad_variance(
         (ddof = 1), their total and the signal-to-noise ratio |mean|/√var
         (``inf`` where the variance is zero and the mean is not, 0 where both are).
     """
-    _check_q(model, q)
+    check_q(model, q)
     n_repeats = _check_count("n_repeats", n_repeats, minimum=2)
     generators = as_generator(seed).spawn(n_repeats)
     draws = np.stack([np.concatenate(estimator(model, q, n_mc=n_mc, seed=g)) for g in generators])

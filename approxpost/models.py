@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _validate as check
 from . import autodiff as ad
-from .distributions import MultivariateNormal, Normal
+from .distributions import LOG_2PI, MultivariateNormal, Normal
 
 __all__ = ["Model", "Regression", "LinearRegression", "as_2d_data"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
@@ -35,10 +34,7 @@ def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
 
 
 def _positive(name: str, value) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value}")
-    return value
+    return check.positive(name, value)
 
 
 class Model:
@@ -160,14 +156,14 @@ class Regression(Model):
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
         return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (
-            np.log(self.prior_std) + 0.5 * _LOG_2PI
+            np.log(self.prior_std) + 0.5 * LOG_2PI
         )
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
-        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def prior_distribution(self) -> Normal:
@@ -241,7 +237,7 @@ class LinearRegression(Regression):
     def log_likelihood(self, theta, idx=None):
         design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
         residual = (y - ad.matmul(theta, design.T)) / self.noise_std
-        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * _LOG_2PI)
+        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def posterior_precision(self) -> np.ndarray:

@@ -22,22 +22,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _validate as check
+
 __all__ = ["Adam", "AdamState", "SGD", "SGDState"]
 
 
 def _check_rate(name: str, value, upper: float | None = None) -> None:
     """Raise ``ValueError`` unless ``value`` is a finite number > 0 (and < ``upper`` when given)."""
-    ok = (
-        isinstance(value, (int, float, np.integer, np.floating))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-    if ok and upper is not None:
-        ok = value < upper
-    if not ok:
-        bound = f"in (0, {upper})" if upper is not None else "a positive finite number"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    if upper is None:
+        check.positive(name, value)
+    else:
+        check.number(name, value, 0.0, upper, closed="neither")
 
 
 def _as_arrays(name: str, values: Sequence) -> tuple:

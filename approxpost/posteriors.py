@@ -17,17 +17,17 @@ import numbers
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg, special
+from scipy import special
 
 from . import diagnostics as _diag
 from ._rng import as_generator
 from ._validate import count as _check_count
 from ._validate import float_array as _float_array
+from .distributions import MultivariateNormal, Normal
 from .predictive import Predictive
 
 __all__ = ["Cost", "Predictive", "Posterior", "SamplePosterior", "WeightedPosterior", "GaussianPosterior"]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _MIN_DRAWS_FOR_DIAGNOSTICS = 4  # what approxpost.diagnostics.ess / rhat need per chain
 
 
@@ -364,69 +364,47 @@ class GaussianPosterior(Posterior):
     """
 
     def __init__(self, mean, std=None, cov=None, **kwargs):
-        self._mean = _float_array("mean", mean, (1,), "(D,)")
-        dim = self._mean.shape[0]
+        mean = _float_array("mean", mean, (1,), "(D,)")
+        dim = mean.shape[0]
         if (std is None) == (cov is None):
             given = "both" if std is not None else "neither"
             raise ValueError(f"pass exactly one of std (diagonal) or cov (full covariance), got {given}")
-        self._cov = None
         if std is not None:
-            self._std = _float_array("std", std, (1,), "(D,)")
-            if self._std.shape != (dim,):
-                raise ValueError(f"std has shape {self._std.shape} but mean has shape {self._mean.shape}")
-            if np.any(self._std <= 0):
-                raise ValueError(f"std must be positive, got min {self._std.min()} in shape {self._std.shape}")
-            self._log_det_half = float(np.sum(np.log(self._std)))
+            std = _float_array("std", std, (1,), "(D,)")
+            if std.shape != (dim,):
+                raise ValueError(f"std has shape {std.shape} but mean has shape {mean.shape}")
+            if np.any(std <= 0):  # checked here too so the message names this argument, not Normal's scale
+                raise ValueError(f"std must be positive, got min {std.min()} in shape {std.shape}")
+            self.distribution = Normal(mean, std)
         else:
-            self._cov = _float_array("cov", cov, (2,), "(D, D)")
-            if self._cov.shape != (dim, dim):
-                raise ValueError(
-                    f"cov has shape {self._cov.shape} but mean has shape {self._mean.shape}: expected ({dim}, {dim})"
-                )
-            asymmetry = np.max(np.abs(self._cov - self._cov.T))
-            if asymmetry > 1e-10 * np.max(np.abs(self._cov)):
-                raise ValueError(
-                    f"cov must be symmetric, got max |cov - cov.T| = {asymmetry:.3g} (shape {self._cov.shape})"
-                )
-            try:
-                self._chol = np.linalg.cholesky(self._cov)
-            except np.linalg.LinAlgError as err:
-                raise ValueError(
-                    f"cov must be positive definite, got a ({dim}, {dim}) matrix without a Cholesky factor"
-                ) from err
-            self._std = np.sqrt(np.diag(self._cov))
-            self._std.flags.writeable = False
-            self._log_det_half = float(np.sum(np.log(np.diag(self._chol))))
+            cov = _float_array("cov", cov, (2,), "(D, D)")
+            if cov.shape != (dim, dim):
+                raise ValueError(f"cov has shape {cov.shape} but mean has shape {mean.shape}: expected ({dim}, {dim})")
+            self.distribution = MultivariateNormal(mean, cov)
         super().__init__(**kwargs)
 
     @property
     def is_diagonal(self) -> bool:
         """True when built from ``std`` (independent coordinates)."""
-        return self._cov is None
+        return isinstance(self.distribution, Normal)
 
     @property
     def mean(self) -> np.ndarray:
         """The mean, (D,)."""
-        return self._mean
+        return self.distribution.mean
 
     @property
     def std(self) -> np.ndarray:
         """Per-coordinate standard deviations, sqrt(diag cov), (D,)."""
-        return self._std
+        return self.distribution.std
 
     @property
     def cov(self) -> np.ndarray:
         """Covariance (D, D); diag(std²) for a diagonal Gaussian."""
-        return np.diag(self._std**2) if self._cov is None else self._cov
+        return self.distribution.cov
 
     def log_prob(self, theta):
-        """log N(θ | mean, cov): (D,) -> float, (S, D) -> (S,).
-
-        Notes
-        -----
-        −½‖z‖² − Σ log L_ii − (D/2) log 2π with z = L⁻¹(θ − mean), L the Cholesky factor
-        (diag(std) for a diagonal Gaussian).
-        """
+        """log N(θ | mean, cov): (D,) -> float, (S, D) -> (S,)."""
         theta = np.asarray(theta, dtype=np.float64)
         dim = self.dim
         if theta.ndim not in (1, 2) or theta.shape[-1] != dim:
@@ -435,22 +413,16 @@ class GaussianPosterior(Posterior):
             )
         if not np.all(np.isfinite(theta)):
             raise ValueError(f"theta must be finite, got non-finite values in an array of shape {theta.shape}")
-        deviation = theta - self._mean
-        if self._cov is None:
-            z = deviation / self._std
-        else:
-            z = linalg.solve_triangular(self._chol, deviation.T, lower=True).T
-        value = -0.5 * np.sum(z**2, axis=-1) - self._log_det_half - 0.5 * dim * _LOG_2PI
-        return float(value) if theta.ndim == 1 else value
+        value = self.distribution.log_prob(theta)
+        return float(value) if theta.ndim == 1 else np.asarray(value, dtype=np.float64)
 
     def entropy(self) -> float:
         """Differential entropy ½ D (1 + log 2π) + ½ log det cov."""
-        return float(0.5 * self.dim * (1.0 + _LOG_2PI) + self._log_det_half)
+        return float(self.distribution.entropy())
 
     def sample(self, n: int, seed=None) -> np.ndarray:
         """``n`` draws mean + L z with z ~ N(0, I), (n, D)."""
-        z = as_generator(seed).standard_normal((_check_count("n", n), self.dim))
-        return self._mean + (z * self._std if self._cov is None else z @ self._chol.T)
+        return self.distribution.sample(as_generator(seed), _check_count("n", n))
 
     def __repr__(self) -> str:
         return f"GaussianPosterior(dim={self.dim}, {'diagonal' if self.is_diagonal else 'full covariance'})"

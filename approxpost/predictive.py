@@ -15,10 +15,10 @@ import numpy as np
 from scipy import special
 
 from ._validate import float_array
+from .distributions import LOG_2PI
 
 __all__ = ["Predictive"]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 _MAX_ITERATIONS = 100  # Newton needs ~5-10; bisection alone ~60
 _QUANTILE_TOL = 1e-12  # in noise sds: a last step this small means a CDF error < 4e-13
 
@@ -149,7 +149,7 @@ class Predictive:
         if not np.all(np.isfinite(y)):
             raise ValueError(f"y must be finite, got non-finite values in an array of shape {y.shape}")
         z = (y - self._samples) / self.noise_std
-        log_pdf = np.sum(-0.5 * z**2 - np.log(self.noise_std) - 0.5 * _LOG_2PI, axis=-1)  # (S, n)
+        log_pdf = np.sum(-0.5 * z**2 - np.log(self.noise_std) - 0.5 * LOG_2PI, axis=-1)  # (S, n)
         return float(np.mean(special.logsumexp(log_pdf, axis=0) - np.log(n_draws)))
 
     def __repr__(self) -> str:

@@ -1,41 +1,55 @@
 """Two-dimensional teaching densities with exact samplers and known moments.
 
 Each target is a :class:`~approxpost.models.Model` with no data: its whole
-log density is ``log_prior`` and ``log_likelihood`` is zero. ``mean`` and
+log density is ``log_density`` (which is also its ``log_prior``, so every
+method sees it as ``log_joint``) and ``log_likelihood`` is zero. ``mean`` and
 ``cov`` are the exact first two moments (analytic), and ``sample(rng, n)``
 draws exactly, so every method can be checked against the truth.
 """
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from . import autodiff as ad
-from .distributions import MultivariateNormal
+from .distributions import LOG_2PI, MultivariateNormal
 from .models import Model
 
 __all__ = ["Target", "Gaussian", "Banana", "Funnel", "Mixture", "TARGETS"]
-
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _column(theta, i):
     return theta[..., i]
 
 
-class Target(Model):
-    """A 2-D density known up to nothing: ``log_prior`` is the normalised log density."""
+class Target(Model, abc.ABC):
+    """A 2-D density known up to nothing: ``log_density`` is the normalised log density.
+
+    A subclass writes ``log_density(theta)`` and ``sample(rng, n)`` and sets
+    ``mean`` and ``cov``; as a ``Model`` with no data its prior is the whole
+    density and its likelihood is zero.
+    """
 
     dim = 2
     mean: np.ndarray
     cov: np.ndarray
 
+    @abc.abstractmethod
+    def log_density(self, theta):
+        """The normalised log density at θ (2,) -> float, or (S, 2) -> (S,)."""
+
+    def log_prior(self, theta):
+        """The whole target density (a data-free model's prior is all there is): ``log_density``."""
+        return self.log_density(theta)
+
     def log_likelihood(self, theta, idx=None):
         return 0.0
 
+    @abc.abstractmethod
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` exact draws (n, 2)."""
-        raise TypeError(f"{type(self).__name__} must define sample")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -55,7 +69,7 @@ class Gaussian(Target):
             raise ValueError(f"mean must have 2 entries for a 2-D target, got shape {np.shape(mean)}")
         self.mean, self.cov = self.distribution.mean.copy(), self.distribution.cov.copy()
 
-    def log_prior(self, theta):
+    def log_density(self, theta):
         return self.distribution.log_prob(theta)
 
     def sample(self, rng, n):
@@ -79,11 +93,11 @@ class Banana(Target):
         self.mean = np.zeros(2)
         self.cov = np.diag([self.scale**2, 1.0 + 2.0 * self.curvature**2 * self.scale**4])
 
-    def log_prior(self, theta):
+    def log_density(self, theta):
         t1, t2 = _column(theta, 0), _column(theta, 1)
         a, b = self.scale, self.curvature
         ridge = t2 - b * (ad.square(t1) - a**2)
-        return -0.5 * ad.square(t1 / a) - 0.5 * ad.square(ridge) - np.log(a) - _LOG_2PI
+        return -0.5 * ad.square(t1 / a) - 0.5 * ad.square(ridge) - np.log(a) - LOG_2PI
 
     def sample(self, rng, n):
         t1 = self.scale * rng.standard_normal(n)
@@ -111,10 +125,10 @@ class Funnel(Target):
         self.mean = np.zeros(2)
         self.cov = np.diag([np.exp(self.scale**2 / 2.0), self.scale**2])
 
-    def log_prior(self, theta):
+    def log_density(self, theta):
         x, v = _column(theta, 0), _column(theta, 1)
-        log_p_v = -0.5 * ad.square(v / self.scale) - np.log(self.scale) - 0.5 * _LOG_2PI
-        log_p_x = -0.5 * ad.square(x) * ad.exp(-v) - 0.5 * v - 0.5 * _LOG_2PI
+        log_p_v = -0.5 * ad.square(v / self.scale) - np.log(self.scale) - 0.5 * LOG_2PI
+        log_p_x = -0.5 * ad.square(x) * ad.exp(-v) - 0.5 * v - 0.5 * LOG_2PI
         return log_p_v + log_p_x
 
     def sample(self, rng, n):
@@ -140,10 +154,10 @@ class Mixture(Target):
         self.mean = np.zeros(2)
         self.cov = np.diag([std**2 + (separation / 2.0) ** 2, std**2])
 
-    def log_prior(self, theta):
+    def log_density(self, theta):
         s = self.std_component
         log_components = [
-            -0.5 * ad.sum_squares((theta - centre) / s, axis=-1) - 2.0 * np.log(s) - _LOG_2PI + np.log(0.5)
+            -0.5 * ad.sum_squares((theta - centre) / s, axis=-1) - 2.0 * np.log(s) - LOG_2PI + np.log(0.5)
             for centre in self.centres
         ]
         return ad.logsumexp(ad.stack(log_components, axis=-1), axis=-1)

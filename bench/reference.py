@@ -17,7 +17,11 @@ LOG_2PI = np.log(2 * np.pi)
 
 
 def deep_regression(n: int = 100, seed: int = 0):
-    """``Regression(MLP([1, 50, 50, 1], "tanh"))`` on n points of sin(2x) + noise (D = 2701)."""
+    """``Regression(MLP([1, 50, 50, 1], "tanh"))`` on n points of sin(2x) + noise (D = 2701).
+
+    Also tunes the allocator as ``fit`` would (timing ``ad`` code outside ``fit`` must ask for it).
+    """
+    ap.autodiff.ensure_malloc_tuned()
     rng = np.random.default_rng(seed)
     x = rng.uniform(-2, 2, size=(n, 1))
     y = np.sin(2 * x) + 0.1 * rng.standard_normal((n, 1))

@@ -1,8 +1,9 @@
 """Benchmark: one BBB / BBVI step (estimate the gradient, Adam update) vs a hand-fused NumPy step.
 
 Model: ``Regression(MLP([1, 50, 50, 1], "tanh"))`` on N = 100 points (D = 2701).
-Rows: Bayes by Backprop at n_mc = 1 and 16 (reparameterised gradient through
-the autodiff engine, analytic KL), and BBVI at n_mc = 16 (score function with
+Rows: Bayes by Backprop at n_mc = 1 and 16 (reparameterised gradient, analytic
+KL; "BBB" with the chain rule by hand after the engine's ∇θ, the default, and
+"BBB/ad" with the whole loss differentiated by the engine), and BBVI at n_mc = 16 (score function with
 the leave-one-out control variate). Each reference step is the same
 computation written out by hand in NumPy — forward, backward, KL gradient and
 Adam — the cost floor for it in NumPy. Both sides draw the same ε from the
@@ -128,6 +129,8 @@ def main(argv=None) -> None:
     cases = [
         ("BBB", BayesByBackprop(n_mc=1), bbb_step, 400),
         ("BBB", BayesByBackprop(n_mc=16), bbb_step, 60),
+        ("BBB/ad", BayesByBackprop(n_mc=1, hand_gradient=False), bbb_step, 400),
+        ("BBB/ad", BayesByBackprop(n_mc=16, hand_gradient=False), bbb_step, 60),
         ("BBVI", BBVI(n_mc=16, control_variate=True), bbvi_step, 200),
     ]
     print(f"one step (gradient estimate + Adam), Regression(MLP([1, 50, 50, 1])), N=100, D={model.dim}, float64")

@@ -57,3 +57,32 @@ def test_version_via_python_m():
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"approxpost {ap.__version__}"
+
+
+def _run(*argv, cwd):
+    """The command as a user runs it, in a fresh process (``python -m approxpost`` is the console script's entry)."""
+    return subprocess.run([sys.executable, "-m", "approxpost", *argv], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--methods", "hmc", "--budget", "100"],
+            "--budget 100 is too small for HMC: n_evals must be an integer of at least 404",
+        ),
+        (["--methods", "bbvi", "--budget", "0"], "--budget must be a positive number of evaluations, got 0"),
+        (["--out", "/proc/nope"], "--out '/proc/nope' cannot be created"),
+        (["--out", "table_as_file"], "--out 'table_as_file' cannot be created: File exists"),
+        (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+        (["--dataset", "moons"], "unknown dataset 'moons'"),
+    ],
+)
+def test_a_users_mistake_is_one_line_and_exit_code_2(argv, message, tmp_path):
+    (tmp_path / "table_as_file").write_text("")
+    result = _run("compare", "--quiet", *argv, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"approxpost: error: {message}"), result.stderr
+    assert result.stdout == ""  # nothing was fitted before the mistake was caught

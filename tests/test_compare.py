@@ -64,7 +64,7 @@ def test_budget_gives_every_method_the_same_cost_within_one_iteration(setup):
     result = ap.compare(model, methods, seed=0, budget=budget)
     for name, post in result.posteriors.items():
         spent = post.cost.grad_evals + post.cost.density_evals
-        per_iteration = result.methods[name].grad_evals_per_step(model)
+        per_iteration = result.methods[name].evals_per_step(model)
         assert abs(spent - budget) <= per_iteration, f"{name} spent {spent} of a {budget} budget"
 
 

@@ -17,7 +17,7 @@ METHODS = {
     "IS": ap.ImportanceSampling(n_samples=2_000, batch_size=500),
     "BBVI": ap.BBVI(n_mc=8, n_steps=200, learning_rate=5e-2),
     "BBB": ap.BayesByBackprop(n_mc=2, n_steps=200, learning_rate=5e-2),
-    "NUTS": ap.NUTS(n_samples=100, n_warmup=50, n_chains=2),
+    "NUTS": ap.NUTS(n_samples=100, n_warmup=50, n_chains=2, max_tree_depth=5),
 }
 DIAGNOSTIC_KEYS = {
     "Metropolis": {"acceptance_rate", "ess", "rhat"},
@@ -124,8 +124,46 @@ class _HalfLine(ap.models.Model):
         return 0.0
 
 
-@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB"])
+@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "NUTS"])
 def test_non_finite_start_is_a_clear_error(name):
     with pytest.raises(ValueError, match="not finite"):
         with np.errstate(invalid="ignore", divide="ignore"):
             METHODS[name].fit(_HalfLine(), seed=0, init=np.array([-1.0, 0.0]))
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_with_budget_spends_no_more_than_the_budget(name, model):
+    budget = 1_000
+    method = METHODS[name].with_budget(budget)
+    assert type(method) is type(METHODS[name])
+    cost = method.fit(model, seed=0).cost
+    spent = cost.grad_evals + cost.density_evals
+    # within one iteration of the budget, never over it; a NUTS iteration's cost varies with its
+    # trees, so it declares the most one can cost (full trees) and only the upper bound holds
+    assert spent <= budget
+    if name != "NUTS":
+        assert budget - method.evals_per_step(model) < spent
+    with pytest.raises(ValueError, match="n_evals"):
+        METHODS[name].with_budget(0)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_stepping_by_hand_is_what_fit_does(name, model):
+    """init, step and the warm-up hooks called by a student with the seed's Generator reproduce fit's history."""
+    method = METHODS[name]
+    rng = np.random.default_rng(5)
+    position = None if not method.needs_start else method.initial_position(model, None, rng)
+    state = method.init(model, position, rng)
+    adaptation = method.start_warmup(model, state)
+    infos = []
+    for iteration in range(3):  # every METHODS entry with warm-up has more than 3 warm-up steps
+        state, info = method.step(model, state, rng)
+        if iteration < method.n_warmup_steps:
+            state, adaptation = method.adapt(model, state, info, adaptation, iteration)
+        assert type(info).__name__.endswith("Info") and type(state).__name__.endswith("State")
+        infos.append(info)
+    fitted = method.fit(model, seed=np.random.default_rng(5))
+    for field in infos[0]._fields:
+        np.testing.assert_array_equal(
+            np.stack([np.asarray(getattr(i, field), dtype=float) for i in infos]), fitted.history[field][:3]
+        )

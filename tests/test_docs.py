@@ -168,12 +168,12 @@ def test_copy_notebooks_mirrors_the_folder_and_rewrites_only_changes(tmp_path: P
     _notebook(src / "01_a.ipynb", ["x = 1"])
     _notebook(src / "02_b.ipynb", ["y = 2"])
     executed = _notebook(run / "01_a.ipynb", ["x = 1"], outputs=True)
-    assert docs.copy_notebooks(src, dest, run) == (2, 1)
+    assert docs.copy_notebooks(src, dest, run) == (["01_a.ipynb", "02_b.ipynb"], ["01_a.ipynb"])
     assert (dest / "01_a.ipynb").read_bytes() == executed.read_bytes()
     assert (dest / "02_b.ipynb").read_bytes() == (src / "02_b.ipynb").read_bytes()
 
     before = (dest / "02_b.ipynb").stat().st_mtime_ns
     (src / "01_a.ipynb").unlink()
-    assert docs.copy_notebooks(src, dest, None) == (1, 0)
+    assert docs.copy_notebooks(src, dest, None) == (["02_b.ipynb"], [])
     assert sorted(p.name for p in dest.iterdir()) == ["02_b.ipynb"]  # the deleted notebook is gone
     assert (dest / "02_b.ipynb").stat().st_mtime_ns == before  # unchanged bytes: not rewritten

@@ -48,7 +48,7 @@ def analytic(mu, sigma, mean, precision, log_z=0.0):
 
 
 @pytest.fixture(scope="module")
-def linear():
+def conjugate():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((30, 2))
     y = x @ np.array([1.0, -2.0]) + 0.5 + 0.3 * rng.standard_normal(30)
@@ -109,8 +109,8 @@ def test_elbo_is_exact_when_q_is_the_posterior():
     np.testing.assert_allclose(est.elbo_terms(model, q, n_mc=50, seed=0), 0.0, atol=1e-12)
 
 
-def test_elbo_is_below_the_log_evidence_on_the_conjugate_model(linear):
-    model, mean, precision = linear
+def test_elbo_is_below_the_log_evidence_on_the_conjugate_model(conjugate):
+    model, mean, precision = conjugate
     # the best mean-field q: the exact mean and std = 1/sqrt(diag Λ) (correlated posterior, so KL > 0)
     q = MeanFieldNormal.from_std(mean, 1.0 / np.sqrt(np.diag(precision)))
     log_z = model.log_evidence()
@@ -165,8 +165,8 @@ def test_gradient_estimators_are_unbiased(problem):
         assert_within_se(spread.mean, truth, np.sqrt(spread.var / n_repeats), name)
 
 
-def test_estimators_are_unbiased_on_linear_regression(linear):
-    model, mean, precision = linear
+def test_estimators_are_unbiased_on_linear_regression(conjugate):
+    model, mean, precision = conjugate
     q = MeanFieldNormal.from_std(mean + 0.1, 1.3 / np.sqrt(np.diag(precision)))
     _, grad_mu, grad_rho = analytic(q.mu, q.std, mean, precision)
     truth = np.concatenate([grad_mu, grad_rho])
@@ -188,8 +188,8 @@ def test_local_reparam_is_unbiased(mlp_regression):
 # --- gradient estimators: variance --------------------------------------------
 
 
-def test_score_function_variance_dwarfs_reparameterisation(linear):
-    model, mean, precision = linear
+def test_score_function_variance_dwarfs_reparameterisation(conjugate):
+    model, mean, precision = conjugate
     q = MeanFieldNormal.from_std(mean + 0.1, 1.3 / np.sqrt(np.diag(precision)))
     score = est.grad_variance(est.score_function_grad, model, q, n_mc=16, n_repeats=300, seed=0)
     with_cv = est.grad_variance(ESTIMATORS["score+cv"], model, q, n_mc=16, n_repeats=300, seed=0)
@@ -223,8 +223,8 @@ def test_same_seed_gives_identical_results(estimator, mlp_regression):
     assert not np.array_equal(flat(7), flat(8))
 
 
-def test_bad_input_raises_naming_the_argument(linear, mlp_regression):
-    model, mean, _ = linear
+def test_bad_input_raises_naming_the_argument(conjugate, mlp_regression):
+    model, mean, _ = conjugate
     q = MeanFieldNormal.from_std(mean, np.full(mean.size, 0.1))
     with pytest.raises(ValueError, match="n_mc"):
         est.score_function_grad(model, q, n_mc=1, control_variate=True)

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from approxpost import diagnostics
+from approxpost.distributions import MultivariateNormal, Normal
+from approxpost.methods.importance import as_proposal
 from approxpost.posteriors import Cost, GaussianPosterior, Predictive, SamplePosterior, WeightedPosterior
 
 
@@ -357,3 +359,16 @@ def test_gaussian_log_prob_rejects_bad_theta():
         post.log_prob(np.zeros((1, 1, 2)))
     with pytest.raises(ValueError, match="theta must be finite"):
         post.log_prob(np.array([0.0, np.nan]))
+
+
+def test_gaussian_posterior_is_a_distribution_underneath():
+    diag = GaussianPosterior(np.array([0.5, -1.0]), std=np.array([0.3, 2.0]))
+    full = GaussianPosterior(np.array([0.5, -1.0]), cov=np.array([[1.0, 0.4], [0.4, 2.0]]))
+    assert type(diag.distribution) is Normal and type(full.distribution) is MultivariateNormal
+    theta = np.random.default_rng(0).standard_normal((6, 2))
+    for post in (diag, full):
+        assert as_proposal(post, 2) is post.distribution  # a posterior is a proposal as it stands
+        np.testing.assert_array_equal(post.log_prob(theta), post.distribution.log_prob(theta))
+        assert post.entropy() == post.distribution.entropy()
+        np.testing.assert_array_equal(post.sample(4, seed=1), post.distribution.sample(np.random.default_rng(1), 4))
+        np.testing.assert_array_equal(post.cov, post.distribution.cov)

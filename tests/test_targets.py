@@ -69,7 +69,7 @@ def test_funnel_x_variance_from_the_v_draws(draws):
 
 
 def density(target):
-    return lambda inner, outer: float(np.exp(target.log_prior(np.array([outer, inner]))))
+    return lambda inner, outer: float(np.exp(target.log_density(np.array([outer, inner]))))
 
 
 @pytest.mark.parametrize(
@@ -96,7 +96,7 @@ def test_funnel_density_integrates_to_one():
     target = Funnel()
     # outer v over ±10 s, inner x over ±12 standard deviations e^{v/2} of x | v
     z, _ = integrate.dblquad(
-        lambda x, v: float(np.exp(target.log_prior(np.array([x, v])))),
+        lambda x, v: float(np.exp(target.log_density(np.array([x, v])))),
         -30.0, 30.0, lambda v: -12.0 * np.exp(v / 2.0), lambda v: 12.0 * np.exp(v / 2.0),
         epsabs=1e-10, epsrel=1e-10,
     )  # fmt: skip
@@ -108,7 +108,7 @@ def mixture_grid_integrals(target):
     grid = np.linspace(-10.0, 10.0, 801)
     cell = (grid[1] - grid[0]) ** 2
     points = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
-    log_p = target.log_prior(points)
+    log_p = target.log_density(points)
     p = np.exp(log_p)
     return float(np.sum(p) * cell), float(-np.sum(p * log_p) * cell)
 
@@ -175,3 +175,11 @@ def test_bad_target_arguments_are_rejected():
         Gaussian(mean=(0.0, 0.0, 0.0))
     with pytest.raises(ValueError, match=r"theta has shape \(3,\)"):
         Gaussian().log_joint(np.zeros(3))
+
+
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_the_prior_of_a_data_free_target_is_its_whole_density(name):
+    target = TARGETS[name]()
+    points = np.random.default_rng(0).standard_normal((5, 2))
+    np.testing.assert_array_equal(target.log_prior(points), target.log_density(points))
+    np.testing.assert_array_equal(target.log_joint(points), target.log_density(points))

@@ -9,12 +9,13 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 
 from .check import check_grad, directional_derivative
 from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
-from .memory import MALLOC_TUNED, tune_malloc  # noqa: F401
+from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
 
 __all__ = [
     "tune_malloc",
+    "ensure_malloc_tuned",
     "Var",
     "grad",
     "value_and_grad",

@@ -10,9 +10,12 @@ without autodiff. Raising the mmap and trim thresholds lets freed blocks be
 reused from the heap; the cost is up to ``trim_threshold`` bytes of freed
 memory the process keeps instead of returning.
 
-Applied once on import of :mod:`approxpost.autodiff`. Set the environment
-variable ``APPROXPOST_MALLOC_TUNING=0`` to leave the allocator alone; it is a
-no-op on platforms without glibc.
+Applied at first use, not on import (importing a library should not change
+the process's allocator): ``Method.fit``, ``compare`` and the CLI call
+:func:`ensure_malloc_tuned`, which tunes once per process; call it yourself
+before timing ``ad`` code outside them. Set the environment variable
+``APPROXPOST_MALLOC_TUNING=0`` to leave the allocator alone; it is a no-op on
+platforms without glibc.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import ctypes
 import ctypes.util
 import os
 
-__all__ = ["tune_malloc"]
+__all__ = ["tune_malloc", "ensure_malloc_tuned"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -54,4 +57,11 @@ def tune_malloc(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 128 * 2*
     )
 
 
-MALLOC_TUNED = tune_malloc()
+_applied: list = []  # the one result of tune_malloc, once it has run
+
+
+def ensure_malloc_tuned() -> bool:
+    """Run :func:`tune_malloc` the first time only; return whether it was applied."""
+    if not _applied:
+        _applied.append(tune_malloc())
+    return _applied[0]

@@ -1,6 +1,6 @@
 """Approximation methods: one module each, all driven by ``Method.fit`` in ``base``."""
 
-from .base import CostCounter, Method
+from .base import Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
 from .hmc import HMC
@@ -8,4 +8,4 @@ from .importance import ImportanceSampling
 from .metropolis import Metropolis
 from .nuts import NUTS
 
-__all__ = ["Method", "CostCounter", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop", "NUTS"]
+__all__ = ["Method", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop", "NUTS"]

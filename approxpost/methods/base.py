@@ -1,7 +1,47 @@
 """The ``Method`` base: settings as a frozen dataclass, and the one ``fit`` driver.
 
-A method is a frozen dataclass of settings plus two functions a student can
-call one step at a time::
+How to write a method
+---------------------
+A method is a frozen dataclass of settings (subclass :class:`Method`) with
+``State``/``Info`` NamedTuples. It writes these hooks (``abc.abstractmethod``:
+the class cannot be built without them), every one taking ``model`` first::
+
+    n_main_steps                                   # property: kept iterations
+    evals_per_step(model) -> int                   # its cost: model evaluations one step makes
+    with_budget(n_evals) -> Method                 # a copy whose whole run costs about n_evals evaluations
+    init(model, position, rng) -> State
+    step(model, state, rng) -> (State, Info)
+    build_posterior(model, state, kept, history) -> Posterior
+
+and may override (defaults in brackets)::
+
+    validate()                                     # check settings with approxpost._validate [nothing]
+    n_warmup_steps                                 # property [0]
+    initial_position(model, init, rng)             # [init, else model.init(rng, 1)]
+    start_warmup(model, state) -> adaptation       # [None]
+    adapt(model, state, info, adaptation, iteration) -> (state, adaptation)   # [unchanged]
+    end_warmup(model, state, adaptation) -> state  # [state]
+    keep(model, state, info) -> value stored for build_posterior   # [None]
+    uncounted_evals_per_step(model) -> (grad_evals, density_evals)   # [(0, 0)]
+
+Cost. ``fit`` hands ``step`` a model that counts its own evaluations: every
+row of θ passed to ``model.log_joint`` / ``log_likelihood`` counts once (a
+gradient evaluation if θ is an ``ad.Var`` or through ``log_joint_and_grad``,
+else a density evaluation; ``log_prior`` alone is not counted, nor is fit's
+start check). A method never sees the counter. It declares its
+cost per step with ``evals_per_step`` (what ``with_budget`` divides the budget
+by); a step that evaluates the model some way the counter cannot see (e.g.
+sampled pre-activations) also declares those with ``uncounted_evals_per_step``,
+which ``fit`` adds after every step. A method with no starting point sets
+``needs_start = False``: ``fit`` then refuses an ``init``, skips the start
+check and calls ``init(model, None, rng)``.
+
+Settings are checked in ``validate`` with :mod:`approxpost._validate`
+(``check.count``, ``check.positive``, ``check.flag``, ...). Samplers can
+subclass ``mcmc_common.MCMCMethod`` (chains, step-size warm-up, budget,
+``SamplePosterior``) and mean-field VI methods ``vi_common.VIMethod``.
+
+Teaching use, one step at a time::
 
     state = method.init(model, position, rng)
     state, info = method.step(model, state, rng)
@@ -15,11 +55,12 @@ kept states to the method to build its ``Posterior``.
 
 from __future__ import annotations
 
+import abc
+import copy
 import dataclasses
-import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from tqdm import tqdm
@@ -28,30 +69,7 @@ from .. import autodiff as ad
 from .._rng import as_generator
 from ..posteriors import Cost, Posterior
 
-__all__ = ["Method", "CostCounter", "check_positive", "check_probability", "stack_infos"]
-
-
-def check_positive(name: str, value, integer: bool = False) -> None:
-    """Raise ``ValueError`` unless ``value`` is a positive finite number (an int when ``integer``)."""
-    if integer:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    elif (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not (math.isfinite(value) and value > 0)
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def check_probability(name: str, value) -> None:
-    """Raise ``ValueError`` unless 0 < value < 1."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not (0.0 < value < 1.0)
-    ):
-        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value!r}")
+__all__ = ["Method", "CostCounter", "stack_infos"]
 
 
 def _rows(theta) -> int:
@@ -60,25 +78,19 @@ def _rows(theta) -> int:
 
 
 class CostCounter:
-    """A model wrapper that counts evaluations, delegating everything else to the model.
+    """Counts a model's evaluations; :meth:`counted` gives the model copy that reports here.
 
     A call with a ``Var`` θ is counted as a gradient evaluation (the caller
     is about to differentiate through it), a call with an array as a density
-    evaluation; each row of a batched θ counts once. Methods that evaluate
-    the model some other way (e.g. sampled pre-activations) report with
-    :meth:`record`.
+    evaluation; each row of a batched θ counts once.
     """
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self):
         self.grad_evals = 0
         self.density_evals = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.model, name)
-
-    def record(self, grad_evals: int = 0, density_evals: int = 0) -> None:
-        """Add evaluations made without going through this wrapper."""
+    def add(self, grad_evals: int = 0, density_evals: int = 0) -> None:
+        """Add evaluations made without going through the counted model (declared by the method)."""
         self.grad_evals += int(grad_evals)
         self.density_evals += int(density_evals)
 
@@ -88,17 +100,29 @@ class CostCounter:
         else:
             self.density_evals += _rows(theta)
 
-    def log_joint(self, theta, idx=None):
-        self._count(theta)
-        return self.model.log_joint(theta, idx)
+    def counted(self, model):
+        """A shallow copy of ``model`` (same class, same data) whose evaluation methods count here.
 
-    def log_likelihood(self, theta, idx=None):
-        self._count(theta)
-        return self.model.log_likelihood(theta, idx)
+        It is the user's class, so ``isinstance`` and ``type`` checks see the
+        user's model; its evaluation methods call the original model's, so a
+        ``log_joint`` that calls ``log_likelihood`` inside counts once.
+        """
+        proxy = copy.copy(model)
 
-    def log_joint_and_grad(self, theta, idx=None):
-        self.grad_evals += _rows(theta)
-        return self.model.log_joint_and_grad(theta, idx)
+        def log_joint(theta, idx=None):
+            self._count(theta)
+            return model.log_joint(theta, idx)
+
+        def log_likelihood(theta, idx=None):
+            self._count(theta)
+            return model.log_likelihood(theta, idx)
+
+        def log_joint_and_grad(theta, idx=None):
+            self.grad_evals += _rows(theta)
+            return model.log_joint_and_grad(theta, idx)
+
+        proxy.log_joint, proxy.log_likelihood, proxy.log_joint_and_grad = log_joint, log_likelihood, log_joint_and_grad
+        return proxy
 
 
 def stack_infos(infos: list) -> dict:
@@ -112,19 +136,18 @@ def stack_infos(infos: list) -> dict:
 
 
 @dataclasses.dataclass(frozen=True)
-class Method:
-    """Base of every method: subclasses are frozen dataclasses of settings.
+class Method(abc.ABC):
+    """Base of every method: subclasses are frozen dataclasses of settings (see the module docstring)."""
 
-    Subclasses write ``init``, ``step`` and ``build_posterior``, and may
-    override the warm-up hooks and ``initial_position``. ``fit`` is shared.
-    """
+    needs_start: ClassVar[bool] = True
+    """False for a method with no starting point (importance sampling): ``fit`` then takes no ``init``."""
 
     def __post_init__(self):
         self.validate()
 
     # --- what a subclass provides -------------------------------------------
 
-    def validate(self) -> None:
+    def validate(self) -> None:  # noqa: B027 (optional hook: a method with nothing to check leaves it)
         """Check the settings; raise ``ValueError`` naming the bad one."""
 
     @property
@@ -133,49 +156,53 @@ class Method:
         return 0
 
     @property
+    @abc.abstractmethod
     def n_main_steps(self) -> int:
         """Iterations after warm-up whose states are kept."""
-        raise TypeError(f"{type(self).__name__} must define n_main_steps")
+
+    @abc.abstractmethod
+    def evals_per_step(self, model) -> int:
+        """Model evaluations one iteration costs (a gradient evaluation counts as one)."""
+
+    @abc.abstractmethod
+    def with_budget(self, n_evals: int) -> Method:
+        """A copy whose whole run costs about ``n_evals`` model evaluations."""
+
+    def uncounted_evals_per_step(self, model) -> tuple:
+        """``(grad_evals, density_evals)`` a step makes without calling the model's evaluation methods."""
+        return 0, 0
 
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
         """The starting point(s) handed to ``init``: ``init`` if given, else ``model.init``."""
         return model.init(rng, 1) if init is None else np.asarray(init, dtype=np.float64)
 
+    @abc.abstractmethod
     def init(self, model, position, rng: np.random.Generator):
-        """The first ``State`` at ``position``."""
-        raise TypeError(f"{type(self).__name__} must define init(model, position, rng)")
+        """The first ``State`` at ``position`` (``None`` when ``needs_start`` is False)."""
 
+    @abc.abstractmethod
     def step(self, model, state, rng: np.random.Generator):
         """One iteration: ``(State, Info)``."""
-        raise TypeError(f"{type(self).__name__} must define step(model, state, rng)")
 
     def start_warmup(self, model, state):
         """The adaptation state at the start of warm-up (``None``: nothing to adapt)."""
         return None
 
-    def adapt(self, adaptation, state, info, iteration: int) -> tuple:
-        """Update the adaptation after warm-up step ``iteration``: ``(adaptation, state)``."""
-        return adaptation, state
+    def adapt(self, model, state, info, adaptation, iteration: int) -> tuple:
+        """Update the adaptation after warm-up step ``iteration``: ``(state, adaptation)``."""
+        return state, adaptation
 
-    def end_warmup(self, adaptation, state, model):
+    def end_warmup(self, model, state, adaptation):
         """The state to start the kept iterations from, with adapted settings fixed."""
         return state
 
-    def keep(self, state, info):
+    def keep(self, model, state, info):
         """What to store from each kept iteration (default: nothing)."""
         return None
 
+    @abc.abstractmethod
     def build_posterior(self, model, state, kept: list, history: dict) -> Posterior:
         """The ``Posterior`` from the final state and the kept values."""
-        raise TypeError(f"{type(self).__name__} must define build_posterior")
-
-    def grad_evals_per_step(self, model) -> int:
-        """Model evaluations one iteration costs (gradient ones where the method uses them)."""
-        raise TypeError(f"{type(self).__name__} must define grad_evals_per_step")
-
-    def with_budget(self, grad_evals: int) -> Method:
-        """A copy whose whole run costs about ``grad_evals`` model evaluations."""
-        raise TypeError(f"{type(self).__name__} must define with_budget")
 
     # --- shared -------------------------------------------------------------
 
@@ -214,6 +241,7 @@ class Method:
             int, Generator or None; every random choice flows from it.
         init
             Starting point(s); the shape the method expects (see its docs).
+            Refused by a method with ``needs_start = False``.
         progress
             Show a tqdm progress bar.
         callback
@@ -226,25 +254,34 @@ class Method:
             With ``history`` (per-iteration ``Info`` arrays, warm-up included,
             marked by ``history["warmup"]``), ``cost`` and ``settings`` set.
         """
+        ad.ensure_malloc_tuned()
         rng = as_generator(seed)
-        position = self.initial_position(model, init, rng)
-        self.check_start(model, position)
-        counter = CostCounter(model)
+        if self.needs_start:
+            position = self.initial_position(model, init, rng)
+            self.check_start(model, position)
+        elif init is not None:
+            raise ValueError(f"{type(self).__name__} takes no init (got shape {np.shape(init)})")
+        else:
+            position = None
+        counter = CostCounter()
+        counted = counter.counted(model)
+        extra_grad, extra_density = self.uncounted_evals_per_step(model)
         start = time.perf_counter()
-        state = self.init(counter, position, rng)
-        adaptation = self.start_warmup(counter, state)
+        state = self.init(counted, position, rng)
+        adaptation = self.start_warmup(counted, state)
         infos, warmup_flags, kept = [], [], []
         n_warmup, n_total = self.n_warmup_steps, self.n_warmup_steps + self.n_main_steps
         bar = tqdm(total=n_total, desc=type(self).__name__, disable=not progress, leave=False, mininterval=0.5)
         try:
             for iteration in range(n_total):
                 if iteration == n_warmup and n_warmup > 0:
-                    state = self.end_warmup(adaptation, state, counter)
-                state, info = self.step(counter, state, rng)
+                    state = self.end_warmup(counted, state, adaptation)
+                state, info = self.step(counted, state, rng)
+                counter.add(extra_grad, extra_density)
                 if iteration < n_warmup:
-                    adaptation, state = self.adapt(adaptation, state, info, iteration)
+                    state, adaptation = self.adapt(counted, state, info, adaptation, iteration)
                 else:
-                    kept.append(self.keep(state, info))
+                    kept.append(self.keep(counted, state, info))
                 infos.append(info)
                 warmup_flags.append(iteration < n_warmup)
                 bar.update(1)
@@ -252,15 +289,16 @@ class Method:
                     break
         finally:
             bar.close()
-        # the clock stops here: diagnostics computed while building the posterior
+        # the clock and the counter stop here: diagnostics computed while building the posterior
         # (ESS of every coordinate, a final ELBO) are not part of the method's cost
         seconds = time.perf_counter() - start
+        cost = Cost(counter.grad_evals, counter.density_evals, seconds)
         history = stack_infos(infos)
         if history:
             history["warmup"] = np.asarray(warmup_flags, dtype=bool)
-        posterior = self.build_posterior(counter, state, kept, history)
+        posterior = self.build_posterior(model, state, kept, history)
         posterior.model = model
         posterior.history = history
         posterior.settings = self.settings
-        posterior.cost = Cost(counter.grad_evals, counter.density_evals, seconds)
+        posterior.cost = cost
         return posterior

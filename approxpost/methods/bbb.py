@@ -14,26 +14,25 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .. import autodiff as ad
-from ..distributions import Normal
-from ..estimators import check_local_reparam_model, dsigma_drho, local_reparam_log_likelihood_grad, normal_kl_grad
+from ..by_hand import bbb_loss_grad_by_hand
+from ..distributions import MeanFieldNormal, Normal, kl
+from ..estimators import check_local_reparam_model, local_reparam_log_likelihood, value_and_grads
 from ..optim import AdamState
-from .base import CostCounter, check_positive
 from .vi_common import VIMethod, check_finite_step, grad_norm, initial_rho, model_name
 
 __all__ = ["BayesByBackprop", "BBBState", "BBBInfo"]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
-
 
 class BBBState(NamedTuple):
-    """(μ, ρ) with σ = softplus(ρ), Adam's state, and where the current epoch is: its data ``order`` and ``position``."""
+    """(μ, ρ) with σ = softplus(ρ), Adam's state, and the epoch: its data ``order`` and the next batch's ``batch_start``."""
 
     mu: np.ndarray
     rho: np.ndarray
     opt_state: AdamState
     order: np.ndarray
-    position: int
+    batch_start: int
 
 
 class BBBInfo(NamedTuple):
@@ -66,6 +65,14 @@ class BayesByBackprop(VIMethod):
     kl_weight
         Weight of KL(q ‖ p) in one minibatch's loss; ``None`` means
         1/number-of-batches, so an epoch's losses sum to the full −ELBO.
+    hand_gradient
+        True: the chain rule written out by hand (:mod:`approxpost.by_hand`);
+        False: the engine differentiates the loss through ``MeanFieldNormal``
+        and ``distributions.kl``. The same numbers to 1e-10 from the same
+        draws; the hand version is the default because it is faster (one
+        step on the ``bench/vi.py`` network: 1.35× less time at n_mc = 1,
+        1.10× at n_mc = 16), since the engine builds a graph node for every
+        D-sized op of q and the KL.
 
     Notes
     -----
@@ -92,21 +99,18 @@ class BayesByBackprop(VIMethod):
     local_reparam: bool = False
     batch_size: int | None = None
     kl_weight: float | None = None
+    hand_gradient: bool = True
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.local_reparam, (bool, np.bool_)):
-            raise ValueError(f"local_reparam must be True or False, got {self.local_reparam!r}")
-        if self.batch_size is not None:
-            check_positive("batch_size", self.batch_size, integer=True)
-        if self.kl_weight is not None:
-            weight = self.kl_weight
-            if (
-                isinstance(weight, bool)
-                or not isinstance(weight, (int, float, np.integer, np.floating))
-                or not (math.isfinite(weight) and weight >= 0)
-            ):
-                raise ValueError(f"kl_weight must be None or a finite number >= 0, got {weight!r}")
+        check.flag("local_reparam", self.local_reparam)
+        check.flag("hand_gradient", self.hand_gradient)
+        check.optional(check.count, "batch_size", self.batch_size)
+        check.optional(check.number, "kl_weight", self.kl_weight, 0.0)
+
+    def uncounted_evals_per_step(self, model) -> tuple:
+        """With ``local_reparam`` the network runs on sampled pre-activations, not through the model: n_mc passes."""
+        return (int(self.n_mc), 0) if self.local_reparam else (0, 0)
 
     def n_batches(self, model) -> int:
         """Minibatches per epoch: ⌈N / batch_size⌉ (1 without minibatches)."""
@@ -134,10 +138,10 @@ class BayesByBackprop(VIMethod):
         return BBBState(mu, rho, self.optimizer.init((mu, rho)), np.empty(0, dtype=np.intp), 0)
 
     def _next_batch(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
-        """``(idx, order, position)``: the next minibatch, starting a new epoch when the last one is used up."""
+        """``(idx, order, batch_start)``: the next minibatch, starting a new epoch when the last one is used up."""
         if self.batch_size is None:
-            return None, state.order, state.position
-        order, start = state.order, state.position
+            return None, state.order, state.batch_start
+        order, start = state.order, state.batch_start
         if start >= order.size:
             order, start = rng.permutation(model.n_data), 0
         return order[start : start + self.batch_size], order, start + self.batch_size
@@ -146,59 +150,49 @@ class BayesByBackprop(VIMethod):
         """The KL weight w in each minibatch's loss: ``kl_weight``, or 1/number-of-batches when None."""
         return 1.0 / self.n_batches(model) if self.kl_weight is None else float(self.kl_weight)
 
-    def loss_grad(self, model, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, idx=None) -> tuple:
-        """Minibatch ``idx`` 's loss F_i at q = N(μ, diag σ²): ``(E log-lik estimate, KL, ∂F_i/∂μ, ∂F_i/∂σ)``.
+    def loss_grad(self, model, mu: np.ndarray, rho: np.ndarray, rng: np.random.Generator, idx=None) -> tuple:
+        """Minibatch ``idx`` 's loss F_i at q = N(μ, diag softplus(ρ)²): ``(E log-lik estimate, KL, ∂F_i/∂μ, ∂F_i/∂ρ)``.
 
-        The log-likelihood estimate is rescaled to the full data (N/|batch|).
-        Backpropagation (``ad``) gives g_s = ∂/∂θ of the data term at each
-        sampled θ_s; the chain rule through θ = μ + σ ⊙ ε and the KL's own
-        gradient are then added as in Blundell et al. (2015):
-        ∂F/∂μ = Σ_s g_s / S + w ∂KL/∂μ, ∂F/∂σ = Σ_s g_s ⊙ ε_s / S + w ∂KL/∂σ.
+        F_i = w KL(q ‖ p) − (|batch|/N) × (the full-data-rescaled log-likelihood
+        estimate), so an epoch's losses sum to −ELBO. The engine differentiates
+        it through :class:`~approxpost.distributions.MeanFieldNormal` and
+        :func:`~approxpost.distributions.kl`; with ``hand_gradient`` the chain
+        rule is instead written out (:func:`approxpost.by_hand.bbb_loss_grad_by_hand`,
+        the same numbers from the same draws).
         """
-        prior = model.prior_distribution()
-        analytic_kl = isinstance(prior, Normal)
-        # F_i = w KL − (|batch|/N) × (the full-data-rescaled log likelihood), so an epoch sums to −ELBO
-        batch_fraction = 1.0 if idx is None else idx.size / model.n_data
         weight = self.kl_weight_for(model)
-        if self.local_reparam:
-            expected_log_lik, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(
-                model, mu, sigma, rng, self.n_mc, idx
-            )
-            grad_mu, grad_sigma = -batch_fraction * ell_mu, -batch_fraction * ell_sigma
-            if isinstance(model, CostCounter):  # one network pass per draw, without θ going through the model
-                model.record(grad_evals=self.n_mc)
-        else:
-            eps = rng.standard_normal((self.n_mc, mu.size))
-            if analytic_kl:
-                expected_log_lik, pullback = ad.vjp(lambda t: ad.mean(model.log_likelihood(t, idx)), mu + sigma * eps)
-                grad_theta = pullback(-batch_fraction)
+        if self.hand_gradient:
+            return bbb_loss_grad_by_hand(model, mu, rho, rng, self.n_mc, idx, weight, bool(self.local_reparam))
+        prior = model.prior_distribution()
+        batch_fraction = 1.0 if idx is None else idx.size / model.n_data
+
+        def loss(mu, rho):
+            q = MeanFieldNormal(mu, rho)
+            if self.local_reparam:
+                expected_log_lik = local_reparam_log_likelihood(model, q, rng, self.n_mc, idx)
+            else:
+                theta = q.sample(rng, self.n_mc)
+                expected_log_lik = ad.mean(model.log_likelihood(theta, idx))
+            if isinstance(prior, Normal):
+                kl_value = kl(q, prior)
             else:  # KL ≈ −H[q] − mean_s log p(θ_s): the prior term is differentiated through θ too
-                both, pullback = ad.vjp(
-                    lambda t: ad.stack([ad.mean(model.log_likelihood(t, idx)), ad.mean(model.log_prior(t))]),
-                    mu + sigma * eps,
-                )
-                expected_log_lik, expected_log_prior = both
-                grad_theta = pullback(np.array([-batch_fraction, -weight]))
-            grad_mu, grad_sigma = np.sum(grad_theta, axis=0), np.sum(grad_theta * eps, axis=0)
-        if analytic_kl:
-            kl_value, kl_mu, kl_sigma = normal_kl_grad(mu, sigma, prior)
-            grad_mu, grad_sigma = grad_mu + weight * kl_mu, grad_sigma + weight * kl_sigma
-        else:
-            entropy = float(np.sum(np.log(sigma))) + 0.5 * mu.size * (_LOG_2PI + 1.0)
-            kl_value = -entropy - float(expected_log_prior)
-            grad_sigma = grad_sigma - weight / sigma
-        return float(expected_log_lik), kl_value, grad_mu, grad_sigma
+                kl_value = -q.entropy() - ad.mean(model.log_prior(theta))
+            return ad.stack([weight * kl_value - batch_fraction * expected_log_lik, expected_log_lik, kl_value])
+
+        values, (grad_mu, grad_rho) = value_and_grads(loss, mu, rho, seed_grad=np.array([1.0, 0.0, 0.0]))
+        return float(values[1]), float(values[2]), grad_mu, grad_rho
 
     def step(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
         """One Adam step down the next minibatch's loss F_i (see the class Notes and :meth:`loss_grad`)."""
-        idx, order, position = self._next_batch(model, state, rng)
-        sigma = ad.softplus(state.rho)
-        expected_log_lik, kl_value, grad_mu, grad_sigma = self.loss_grad(model, state.mu, sigma, rng, idx)
-        grad_rho = grad_sigma * dsigma_drho(sigma)
+        idx, order, batch_start = self._next_batch(model, state, rng)
+        expected_log_lik, kl_value, grad_mu, grad_rho = self.loss_grad(model, state.mu, state.rho, rng, idx)
         elbo = expected_log_lik - kl_value
         check_finite_step(elbo, (grad_mu, grad_rho), self.learning_rate)
         (mu, rho), opt_state = self.optimizer.update((state.mu, state.rho), (grad_mu, grad_rho), state.opt_state)
         info = BBBInfo(
-            elbo=elbo, kl=kl_value, grad_norm=grad_norm((grad_mu, grad_rho)), mean_sigma=float(np.mean(sigma))
+            elbo=elbo,
+            kl=kl_value,
+            grad_norm=grad_norm((grad_mu, grad_rho)),
+            mean_sigma=float(np.mean(ad.softplus(state.rho))),
         )
-        return BBBState(mu, rho, opt_state, order, position), info
+        return BBBState(mu, rho, opt_state, order, batch_start), info

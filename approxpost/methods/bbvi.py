@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from ..distributions import MeanFieldNormal
 from ..estimators import score_terms
 from ..optim import AdamState
@@ -74,12 +75,8 @@ class BBVI(VIMethod):
 
     def validate(self) -> None:
         super().validate()
-        if not isinstance(self.control_variate, (bool, np.bool_)):
-            raise ValueError(f"control_variate must be True or False, got {self.control_variate!r}")
-        if self.control_variate and self.n_mc < 2:
-            raise ValueError(
-                f"n_mc must be >= 2 with control_variate=True (the baseline is leave-one-out), got {self.n_mc}"
-            )
+        if check.flag("control_variate", self.control_variate):
+            check.count("n_mc", self.n_mc, 2, "with control_variate=True the baseline is leave-one-out")
 
     def init(self, model, position, rng: np.random.Generator) -> BBVIState:
         """q with mean ``position`` (D,) and σ₀ = 0.1 × prior std; fresh Adam moments."""

@@ -14,10 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .adaptation import DualAveraging, Welford, dual_averaging_init, welford_init, welford_update, welford_variance
-from .base import check_positive
 from .integrators import accept, kinetic_energy, leapfrog
-from .mcmc_common import MCMCMethod, check_flag
+from .mcmc_common import MCMCMethod
 
 __all__ = ["HMC", "HMCState", "HMCInfo", "HMCAdaptation", "DIVERGENCE_THRESHOLD"]
 
@@ -138,15 +138,9 @@ class HMC(MCMCMethod):
 
     def validate(self) -> None:
         super().validate()
-        check_positive("n_leapfrog", self.n_leapfrog, integer=True)
-        check_flag("adapt_mass_matrix", self.adapt_mass_matrix)
-        jitter = self.step_size_jitter
-        if (
-            isinstance(jitter, bool)
-            or not isinstance(jitter, (int, float, np.integer, np.floating))
-            or not 0 <= jitter < 1
-        ):
-            raise ValueError(f"step_size_jitter must lie in [0, 1), got {jitter!r}")
+        check.count("n_leapfrog", self.n_leapfrog)
+        check.flag("adapt_mass_matrix", self.adapt_mass_matrix)
+        check.number("step_size_jitter", self.step_size_jitter, 0.0, 1.0, closed="left")
         if self.adapt_mass_matrix and self.n_warmup < MIN_WARMUP_FOR_MASS:
             raise ValueError(
                 f"n_warmup must be at least {MIN_WARMUP_FOR_MASS} with adapt_mass_matrix=True, got {self.n_warmup}"
@@ -220,9 +214,9 @@ class HMC(MCMCMethod):
         variance = welford_init(state.position.shape[1]) if self.adapt_mass_matrix else None
         return HMCAdaptation(super().start_warmup(model, state), variance)
 
-    def adapt(self, adaptation: HMCAdaptation, state: HMCState, info: HMCInfo, iteration: int) -> tuple:
+    def adapt(self, model, state: HMCState, info: HMCInfo, adaptation: HMCAdaptation, iteration: int) -> tuple:
         """Dual averaging every iteration; in the mass window accumulate draws, at its end set M⁻¹."""
-        step_adaptation, state = super().adapt(adaptation.step_size, state, info, iteration)
+        state, step_adaptation = super().adapt(model, state, info, adaptation.step_size, iteration)
         variance = adaptation.variance
         start, stop = self.mass_window
         if variance is not None and start <= iteration < stop:
@@ -232,10 +226,10 @@ class HMC(MCMCMethod):
                 if step_adaptation is not None:
                     # the old ε was tuned for the old metric: start again from it
                     step_adaptation = dual_averaging_init(state.step_size)
-        return HMCAdaptation(step_adaptation, variance), state
+        return state, HMCAdaptation(step_adaptation, variance)
 
-    def end_warmup(self, adaptation: HMCAdaptation, state: HMCState, model) -> HMCState:
-        return super().end_warmup(adaptation.step_size, state, model)
+    def end_warmup(self, model, state: HMCState, adaptation: HMCAdaptation) -> HMCState:
+        return super().end_warmup(model, state, adaptation.step_size)
 
     def extra_diagnostics(self, infos: list) -> dict:
         return {"divergences": int(sum(int(np.sum(info.diverging)) for info in infos))}

@@ -17,9 +17,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from ..distributions import MultivariateNormal, Normal
+from .. import _validate as check
 from ..posteriors import GaussianPosterior, WeightedPosterior
-from .base import Method, check_positive
+from .base import Method
 
 __all__ = ["ImportanceSampling", "ImportanceState", "ImportanceInfo", "as_proposal"]
 
@@ -32,9 +32,7 @@ def as_proposal(proposal, dim: int | None = None):
     proposal
         A distribution from :mod:`approxpost.distributions` (or anything with
         ``dim``, ``sample(rng, n)`` and ``log_prob``), or a
-        ``GaussianPosterior`` (e.g. a VI fit), which becomes a ``Normal`` when
-        it is diagonal (built from ``std``) and a ``MultivariateNormal`` when
-        it has a full covariance.
+        ``GaussianPosterior`` (e.g. a VI fit), whose ``distribution`` it is.
     dim
         The model's dimension D (``None``: not checked).
 
@@ -43,10 +41,7 @@ def as_proposal(proposal, dim: int | None = None):
     The proposal distribution.
     """
     if isinstance(proposal, GaussianPosterior):
-        if proposal.is_diagonal:
-            proposal = Normal(proposal.mean, proposal.std)
-        else:
-            proposal = MultivariateNormal(proposal.mean, proposal.cov)
+        proposal = proposal.distribution
     if not all(callable(getattr(proposal, name, None)) for name in ("sample", "log_prob")) or not hasattr(
         proposal, "dim"
     ):
@@ -121,8 +116,8 @@ class ImportanceSampling(Method):
     batch_size: int = 1000
 
     def validate(self) -> None:
-        check_positive("n_samples", self.n_samples, integer=True)
-        check_positive("batch_size", self.batch_size, integer=True)
+        check.count("n_samples", self.n_samples)
+        check.count("batch_size", self.batch_size)
         if self.proposal is not None:
             as_proposal(self.proposal)
 
@@ -130,13 +125,14 @@ class ImportanceSampling(Method):
     def n_main_steps(self) -> int:
         return math.ceil(self.n_samples / self.batch_size)
 
-    def grad_evals_per_step(self, model) -> int:
+    needs_start = False  # the proposal, not a starting point, says where the particles are
+
+    def evals_per_step(self, model) -> int:
         return int(min(self.batch_size, self.n_samples))
 
-    def with_budget(self, grad_evals: int) -> ImportanceSampling:
-        """A copy drawing ``grad_evals`` particles (one density evaluation each)."""
-        check_positive("grad_evals", grad_evals, integer=True)
-        return dataclasses.replace(self, n_samples=int(grad_evals))
+    def with_budget(self, n_evals: int) -> ImportanceSampling:
+        """A copy drawing ``n_evals`` particles (one density evaluation each)."""
+        return dataclasses.replace(self, n_samples=check.count("n_evals", n_evals))
 
     def resolve_proposal(self, model):
         """The proposal for ``model``: ``proposal`` if given, else the model's prior."""
@@ -150,16 +146,12 @@ class ImportanceSampling(Method):
             )
         return as_proposal(prior, model.dim)
 
-    def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
-        """No starting point is needed: the proposal's mean (1, D) is only checked for a finite density."""
-        if init is not None:
-            raise ValueError(
-                f"ImportanceSampling takes no init (got shape {np.shape(init)}); choose the proposal instead"
-            )
-        return np.asarray(self.resolve_proposal(model).mean, dtype=np.float64)[None, :]
-
     def init(self, model, position, rng: np.random.Generator) -> ImportanceState:
-        """No particles yet; ``position`` is ignored."""
+        """No particles yet. ``position`` must be ``None``: the method has no starting point."""
+        if position is not None:
+            raise ValueError(
+                f"ImportanceSampling takes no starting position (got shape {np.shape(position)}); choose the proposal instead"
+            )
         proposal = self.resolve_proposal(model)
         empty = np.empty((0, model.dim))
         return ImportanceState(proposal, empty, np.empty(0), 0, -np.inf, -np.inf)
@@ -191,7 +183,7 @@ class ImportanceSampling(Method):
         info = ImportanceInfo(log_evidence=log_sum - np.log(n_particles), kish_ess=kish, n_particles=n_particles)
         return ImportanceState(state.proposal, particles, log_weights, n_particles, log_sum, log_sum_sq), info
 
-    def keep(self, state: ImportanceState, info: ImportanceInfo) -> tuple:
+    def keep(self, model, state: ImportanceState, info: ImportanceInfo) -> tuple:
         return state.particles, state.log_weights
 
     def build_posterior(self, model, state: ImportanceState, kept: list, history: dict) -> WeightedPosterior:

@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .. import _validate as check
+
 __all__ = ["kinetic_energy", "leapfrog", "accept"]
 
 
@@ -95,8 +97,7 @@ def leapfrog(
     ----------
     Neal (2011), section 5.2.3.
     """
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    n_steps = check.count("n_steps", n_steps)
     # one ε per chain becomes a column, so it scales that chain's row
     eps = np.reshape(np.asarray(step_size, dtype=np.float64), np.shape(step_size) + (1,))
     log_joint = None

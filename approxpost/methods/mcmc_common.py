@@ -13,20 +13,15 @@ import dataclasses
 
 import numpy as np
 
+from .. import _validate as check
 from ..posteriors import SamplePosterior
 from .adaptation import DualAveraging, dual_averaging_init, dual_averaging_update
-from .base import Method, check_positive, check_probability
+from .base import Method
 
-__all__ = ["MCMCMethod", "MIN_DRAWS", "check_flag"]
+__all__ = ["MCMCMethod", "MIN_DRAWS"]
 
 MIN_DRAWS = 4
 """Fewest kept draws per chain: split R-hat and ESS cut each chain in halves."""
-
-
-def check_flag(name: str, value) -> None:
-    """Raise ``ValueError`` unless ``value`` is True or False."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,17 +36,12 @@ class MCMCMethod(Method):
     """
 
     def validate(self) -> None:
-        check_positive("step_size", self.step_size)
-        check_positive("n_samples", self.n_samples, integer=True)
-        check_positive("n_chains", self.n_chains, integer=True)
-        if isinstance(self.n_warmup, bool) or not isinstance(self.n_warmup, (int, np.integer)) or self.n_warmup < 0:
-            raise ValueError(f"n_warmup must be a non-negative integer, got {self.n_warmup!r}")
-        if self.n_samples < MIN_DRAWS:
-            raise ValueError(
-                f"n_samples must be at least {MIN_DRAWS} (R-hat and ESS split each chain in halves), got {self.n_samples}"
-            )
-        check_flag("adapt_step_size", self.adapt_step_size)
-        check_probability("target_accept", self.target_accept)
+        check.positive("step_size", self.step_size)
+        check.count("n_samples", self.n_samples, MIN_DRAWS, "R-hat and ESS split each chain in halves")
+        check.count("n_chains", self.n_chains)
+        check.count("n_warmup", self.n_warmup, minimum=0)
+        check.flag("adapt_step_size", self.adapt_step_size)
+        check.probability("target_accept", self.target_accept)
 
     @property
     def n_warmup_steps(self) -> int:
@@ -66,23 +56,20 @@ class MCMCMethod(Method):
         """Model evaluations one iteration costs per chain."""
         return 1
 
-    def grad_evals_per_step(self, model) -> int:
+    def evals_per_step(self, model) -> int:
         return int(self.n_chains) * self.evals_per_chain_step
 
-    def with_budget(self, grad_evals: int) -> MCMCMethod:
-        """A copy whose run (start, warm-up and draws) costs about ``grad_evals`` evaluations.
+    def with_budget(self, n_evals: int) -> MCMCMethod:
+        """A copy whose run (start, warm-up and draws) costs about ``n_evals`` model evaluations.
 
         The iterations left after the n_chains evaluations of the start are
         split between warm-up and draws in the current proportion.
         """
-        per_step = self.grad_evals_per_step(None)
+        per_step = self.evals_per_step(None)
         smallest = int(self.n_chains) + per_step * (MIN_DRAWS + (1 if self.n_warmup else 0))
-        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < smallest:
-            raise ValueError(
-                f"grad_evals must be an integer >= {smallest} (the start plus {MIN_DRAWS} draws at "
-                f"{per_step} evaluations an iteration), got {grad_evals!r}"
-            )
-        n_steps = (int(grad_evals) - int(self.n_chains)) // per_step
+        why = f"the start plus {MIN_DRAWS} draws at {per_step} evaluations an iteration"
+        n_evals = check.count("n_evals", n_evals, smallest, why)
+        n_steps = (n_evals - int(self.n_chains)) // per_step
         n_warmup = int(round(n_steps * self.n_warmup / (self.n_warmup + self.n_samples)))
         n_warmup = min(n_warmup, n_steps - MIN_DRAWS)
         return dataclasses.replace(self, n_warmup=n_warmup, n_samples=n_steps - n_warmup)
@@ -120,14 +107,14 @@ class MCMCMethod(Method):
     def start_warmup(self, model, state) -> DualAveraging | None:
         return dual_averaging_init(state.step_size) if self.adapt_step_size else None
 
-    def adapt(self, adaptation: DualAveraging | None, state, info, iteration: int) -> tuple:
+    def adapt(self, model, state, info, adaptation: DualAveraging | None, iteration: int) -> tuple:
         """Dual averaging on the chains' mean acceptance probability; the state gets the new iterate."""
         if adaptation is None:
-            return adaptation, state
+            return state, adaptation
         adaptation = dual_averaging_update(adaptation, info.accept_prob, self.target_accept)
-        return adaptation, state._replace(step_size=float(np.exp(adaptation.log_step_size)))
+        return state._replace(step_size=float(np.exp(adaptation.log_step_size))), adaptation
 
-    def end_warmup(self, adaptation: DualAveraging | None, state, model):
+    def end_warmup(self, model, state, adaptation: DualAveraging | None):
         """Fix the step size at the averaged iterate ε̄ (less noisy than the last one)."""
         if adaptation is None:
             return state
@@ -135,7 +122,7 @@ class MCMCMethod(Method):
 
     # --- result -------------------------------------------------------------
 
-    def keep(self, state, info) -> tuple:
+    def keep(self, model, state, info) -> tuple:
         return state.position, info
 
     def extra_diagnostics(self, infos: list) -> dict:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _validate as check
 from .adaptation import (
     DualAveraging,
     Welford,
@@ -23,7 +24,7 @@ from .adaptation import (
     welford_update,
     welford_variance,
 )
-from .mcmc_common import MCMCMethod, check_flag
+from .mcmc_common import MCMCMethod
 from .nuts_tree import initial_step_size, nuts_trajectory
 
 __all__ = ["NUTS", "NUTSState", "NUTSInfo", "NUTSAdaptation", "MAX_TREE_DEPTH"]
@@ -128,10 +129,10 @@ class NUTS(MCMCMethod):
 
     def validate(self) -> None:
         super().validate()
-        depth = self.max_tree_depth
-        if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or not 1 <= depth <= MAX_TREE_DEPTH:
-            raise ValueError(f"max_tree_depth must be an integer in [1, {MAX_TREE_DEPTH}], got {depth!r}")
-        check_flag("adapt_mass_matrix", self.adapt_mass_matrix)
+        check.count("max_tree_depth", self.max_tree_depth)
+        if self.max_tree_depth > MAX_TREE_DEPTH:
+            raise ValueError(f"max_tree_depth must be at most {MAX_TREE_DEPTH}, got {self.max_tree_depth!r}")
+        check.flag("adapt_mass_matrix", self.adapt_mass_matrix)
 
     @property
     def evals_per_chain_step(self) -> int:
@@ -183,9 +184,9 @@ class NUTS(MCMCMethod):
         variance = welford_init(state.position.shape[1]) if self.mass_windows else None
         return NUTSAdaptation(super().start_warmup(model, state), variance)
 
-    def adapt(self, adaptation: NUTSAdaptation, state: NUTSState, info: NUTSInfo, iteration: int) -> tuple:
+    def adapt(self, model, state: NUTSState, info: NUTSInfo, adaptation: NUTSAdaptation, iteration: int) -> tuple:
         """Dual averaging every iteration; inside a window accumulate draws, at its end set M⁻¹ and restart."""
-        step_adaptation, state = super().adapt(adaptation.step_size, state, info, iteration)
+        state, step_adaptation = super().adapt(model, state, info, adaptation.step_size, iteration)
         variance = adaptation.variance
         for start, stop in self.mass_windows:
             if start <= iteration < stop:
@@ -196,10 +197,10 @@ class NUTS(MCMCMethod):
                     if step_adaptation is not None:
                         # ε was tuned for the old metric: dual averaging starts again from it
                         step_adaptation = dual_averaging_init(state.step_size)
-        return NUTSAdaptation(step_adaptation, variance), state
+        return state, NUTSAdaptation(step_adaptation, variance)
 
-    def end_warmup(self, adaptation: NUTSAdaptation, state: NUTSState, model) -> NUTSState:
-        return super().end_warmup(adaptation.step_size, state, model)
+    def end_warmup(self, model, state: NUTSState, adaptation: NUTSAdaptation) -> NUTSState:
+        return super().end_warmup(model, state, adaptation.step_size)
 
     def extra_diagnostics(self, infos: list) -> dict:
         depth = np.stack([info.tree_depth for info in infos])

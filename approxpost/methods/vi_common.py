@@ -11,11 +11,12 @@ import dataclasses
 
 import numpy as np
 
+from .. import _validate as check
 from ..distributions import MeanFieldNormal, Normal
 from ..estimators import elbo_terms
 from ..optim import Adam
 from ..posteriors import GaussianPosterior
-from .base import CostCounter, Method, check_positive
+from .base import Method
 
 __all__ = [
     "VIMethod",
@@ -52,8 +53,8 @@ def initial_rho(model) -> np.ndarray:
 
 
 def model_name(model) -> str:
-    """The user's model class name, also through the cost-counting proxy ``fit`` hands to methods."""
-    return type(model.model if isinstance(model, CostCounter) else model).__name__
+    """The model's class name, for messages."""
+    return type(model).__name__
 
 
 def grad_norm(grads) -> float:
@@ -75,9 +76,9 @@ class VIMethod(Method):
     """Base of the mean-field Gaussian methods; a subclass has fields ``n_mc``, ``n_steps``, ``learning_rate``."""
 
     def validate(self) -> None:
-        check_positive("n_mc", self.n_mc, integer=True)
-        check_positive("n_steps", self.n_steps, integer=True)
-        check_positive("learning_rate", self.learning_rate)
+        check.count("n_mc", self.n_mc)
+        check.count("n_steps", self.n_steps)
+        check.positive("learning_rate", self.learning_rate)
 
     @property
     def n_main_steps(self) -> int:
@@ -97,23 +98,19 @@ class VIMethod(Method):
             raise ValueError(f"init is the starting mean and must have shape ({model.dim},), got {position.shape}")
         return position
 
-    def grad_evals_per_step(self, model) -> int:
-        return self.n_mc
+    def evals_per_step(self, model) -> int:
+        return int(self.n_mc)
 
-    def with_budget(self, grad_evals: int) -> VIMethod:
-        """A copy with ``n_steps = grad_evals // n_mc``."""
-        if isinstance(grad_evals, bool) or not isinstance(grad_evals, (int, np.integer)) or grad_evals < self.n_mc:
-            raise ValueError(
-                f"grad_evals must be an integer >= n_mc = {self.n_mc} (one step's cost), got {grad_evals!r}"
-            )
-        return dataclasses.replace(self, n_steps=int(grad_evals) // self.n_mc)
+    def with_budget(self, n_evals: int) -> VIMethod:
+        """A copy with ``n_steps = n_evals // n_mc``."""
+        n_evals = check.count("n_evals", n_evals, int(self.n_mc), f"n_mc = {self.n_mc} is one step's cost")
+        return dataclasses.replace(self, n_steps=n_evals // int(self.n_mc))
 
     def build_posterior(self, model, state, kept: list, history: dict) -> GaussianPosterior:
         """``GaussianPosterior(mean=μ, std=σ)`` with the full-constant ``final_elbo`` and its MCSE."""
         q = MeanFieldNormal(state.mu, state.rho)
-        # a diagnostic, not part of the fit: evaluate on the user's model so it is not billed to cost
-        target = model.model if isinstance(model, CostCounter) else model
-        terms = elbo_terms(target, q, n_mc=FINAL_ELBO_DRAWS, seed=_FINAL_ELBO_SEED)
+        # a diagnostic, not part of the fit: fit has stopped counting before it builds the posterior
+        terms = elbo_terms(model, q, n_mc=FINAL_ELBO_DRAWS, seed=_FINAL_ELBO_SEED)
         diagnostics = {
             "final_elbo": float(np.mean(terms)),
             "final_elbo_mcse": float(np.std(terms, ddof=1) / np.sqrt(terms.size)),

@@ -5,7 +5,8 @@ Loaded by ``docs/conf.py`` as a Sphinx extension. Everything except
 tested without Sphinx (``tests/test_docs.py``).
 
 - :func:`copy_notebooks` copies the course notebooks into the docs, taking
-  the executed copy of a notebook when the test suite left an up-to-date one.
+  the executed copy of a notebook when the test suite left an up-to-date one,
+  and says which ones it took (``conf.py`` runs only the others).
 - :func:`escape_plain_text_bars` and :func:`join_reference_lines` let the
   docstrings keep their plain-text conventions (``|x|`` for an absolute value,
   references with a hanging indent), which read well in ``help()`` but are
@@ -20,8 +21,10 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 __all__ = [
+    "CopiedNotebooks",
     "cell_sources",
     "choose_notebook",
     "copy_notebooks",
@@ -58,8 +61,15 @@ def choose_notebook(source: Path, executed_dir: Path | None) -> Path:
     return source
 
 
-def copy_notebooks(notebooks: Path, dest: Path, executed_dir: Path | None = None) -> tuple[int, int]:
-    """Copy ``notebooks/*.ipynb`` into ``dest``, preferring executed copies; return (copied, executed).
+class CopiedNotebooks(NamedTuple):
+    """What :func:`copy_notebooks` put in the docs: every file name, and those taken from executed copies."""
+
+    names: list[str]
+    executed: list[str]
+
+
+def copy_notebooks(notebooks: Path, dest: Path, executed_dir: Path | None = None) -> CopiedNotebooks:
+    """Copy ``notebooks/*.ipynb`` into ``dest``, preferring executed copies.
 
     A file is rewritten only when its bytes change, so an incremental build
     re-reads only what changed; a notebook gone from ``notebooks`` is removed
@@ -67,18 +77,19 @@ def copy_notebooks(notebooks: Path, dest: Path, executed_dir: Path | None = None
     """
     dest.mkdir(parents=True, exist_ok=True)
     sources = sorted(Path(notebooks).glob("*.ipynb"))
-    names = {path.name for path in sources}
+    names = [path.name for path in sources]
     for stale in dest.glob("*.ipynb"):
         if stale.name not in names:
             stale.unlink()
-    n_executed = 0
+    executed = []
     for source in sources:
         chosen = choose_notebook(source, executed_dir)
-        n_executed += chosen != source
+        if chosen != source:
+            executed.append(source.name)
         target = dest / source.name
         if not target.is_file() or target.read_bytes() != chosen.read_bytes():
             shutil.copyfile(chosen, target)
-    return len(sources), n_executed
+    return CopiedNotebooks(names, executed)
 
 
 # --------------------------------------------------------------------------- docstrings

@@ -11,14 +11,6 @@ N_SE = 4.0
 
 
 @pytest.fixture(scope="module")
-def linear():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((20, 2))
-    y = x @ np.array([1.0, -2.0]) + 0.5 + rng.standard_normal(20)
-    return ap.models.LinearRegression(x, y, noise_std=1.0, prior_std=1.0)
-
-
-@pytest.fixture(scope="module")
 def mlp_regression():
     data = ap.datasets.gap_regression(n=30, seed=0)
     net = ap.nn.MLP([1, 10, 1], activation="tanh")
@@ -56,13 +48,14 @@ def test_monte_carlo_kl_when_the_prior_is_not_gaussian():
 
 def test_an_epoch_of_minibatch_gradients_sums_to_the_full_gradient(linear):
     mu, sigma = np.array([0.3, -1.0, 0.2]), np.array([0.2, 0.3, 0.1])
+    rho = MeanFieldNormal.from_std(mu, sigma).rho
     minibatch, full = BayesByBackprop(n_mc=3, batch_size=6), BayesByBackprop(n_mc=3)
     assert minibatch.n_batches(linear) == 4 and minibatch.kl_weight_for(linear) == 0.25
     order = np.random.default_rng(0).permutation(linear.n_data)
     batches = [order[i : i + 6] for i in range(0, linear.n_data, 6)]  # sizes 6, 6, 6, 2
     # the same ε for every call: one seed, and ε is drawn first
-    parts = [minibatch.loss_grad(linear, mu, sigma, np.random.default_rng(1), idx) for idx in batches]
-    whole = full.loss_grad(linear, mu, sigma, np.random.default_rng(1))
+    parts = [minibatch.loss_grad(linear, mu, rho, np.random.default_rng(1), idx) for idx in batches]
+    whole = full.loss_grad(linear, mu, rho, np.random.default_rng(1))
     np.testing.assert_allclose(sum(p[2] for p in parts), whole[2], rtol=1e-10)
     np.testing.assert_allclose(sum(p[3] for p in parts), whole[3], rtol=1e-10)
     np.testing.assert_allclose([p[1] for p in parts], whole[1], rtol=1e-12)  # the KL itself is unweighted
@@ -77,11 +70,11 @@ def test_epochs_visit_every_point_once(linear):
     seen = []
     for _ in range(3):
         state, _ = method.step(linear, state, rng)
-        seen.append(state.order[state.position - 8 : state.position])
+        seen.append(state.order[state.batch_start - 8 : state.batch_start])
     np.testing.assert_array_equal(np.sort(np.concatenate(seen)), np.arange(linear.n_data))
     first_order = state.order
     state, _ = method.step(linear, state, rng)
-    assert state.position == 8 and not np.array_equal(state.order, first_order)
+    assert state.batch_start == 8 and not np.array_equal(state.order, first_order)
 
 
 def test_local_reparam_fits_and_bills_its_network_passes(mlp_regression):

@@ -1,0 +1,95 @@
+"""The chain rule by hand: the reparameterised ELBO gradients with every derivative written out.
+
+The library differentiates the ELBO with its autodiff engine
+(:func:`approxpost.estimators.reparam_grad`,
+:meth:`approxpost.BayesByBackprop.loss_grad`). The functions here compute
+the same numbers the way Blundell et al. (2015) derive them: ``ad`` only for
+g_s = ∂/∂θ of the data term at each sampled θ_s, then
+
+    ∂/∂μ = mean_s g_s,   ∂/∂σ = mean_s g_s ⊙ ε_s,   ∂σ/∂ρ = sigmoid(ρ) = 1 − e^(−σ),
+
+plus the KL's (or the entropy's) own gradient in closed form. They are kept
+as the teaching reference, and the tests check the engine against them to
+1e-10 on random q.
+
+References
+----------
+Blundell, C., Cornebise, J., Kavukcuoglu, K. and Wierstra, D. (2015). Weight
+uncertainty in neural networks. ICML.
+Kingma, D. P., Salimans, T. and Welling, M. (2015). Variational dropout and the
+local reparameterization trick. NeurIPS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import autodiff as ad
+from ._rng import as_generator
+from ._validate import count
+from .distributions import MeanFieldNormal, Normal, gaussian_entropy
+from .estimators import (
+    VIGrad,
+    check_q,
+    dsigma_drho,
+    local_reparam_log_likelihood_grad,
+    normal_kl_grad,
+)
+
+__all__ = ["reparam_grad_by_hand", "bbb_loss_grad_by_hand"]
+
+
+def reparam_grad_by_hand(model, q: MeanFieldNormal, n_mc: int = 16, seed=None) -> VIGrad:
+    """:func:`~approxpost.estimators.reparam_grad` with the chain rule through θ = μ + σ ⊙ ε written out.
+
+    ∇_μ = mean_s g_s, ∇_σ = mean_s g_s ⊙ ε_s + 1/σ (the analytic entropy's
+    gradient), ∇_ρ = ∇_σ ⊙ sigmoid(ρ), with g_s = ∇_θ log p(θ_s, D) from one
+    batched backward pass. Same draws as ``reparam_grad`` for the same seed.
+    """
+    check_q(model, q)
+    n_mc = count("n_mc", n_mc)
+    eps = as_generator(seed).standard_normal((n_mc, q.dim))
+    sigma = q.std
+    _, pullback = ad.vjp(lambda theta: ad.mean(model.log_joint(theta)), q.mu + sigma * eps)
+    grad_theta = pullback(1.0)  # (S, D): row s is g_s / S
+    grad_sigma = np.sum(grad_theta * eps, axis=0) + 1.0 / sigma
+    return VIGrad(np.sum(grad_theta, axis=0), grad_sigma * dsigma_drho(sigma))
+
+
+def bbb_loss_grad_by_hand(
+    model, mu, rho, rng: np.random.Generator, n_mc: int, idx=None, kl_weight: float = 1.0, local_reparam: bool = False
+) -> tuple:
+    """One minibatch's BBB loss F_i = w KL − (|batch|/N) E_q log p(D | θ) and its gradient, by hand.
+
+    Returns ``(E log-lik estimate, KL, ∂F_i/∂μ, ∂F_i/∂ρ)``, the same numbers
+    (from the same ``rng`` draws) as :meth:`approxpost.BayesByBackprop.loss_grad`.
+    The KL is analytic for a ``Normal`` prior, else −H[q] − mean_s log p(θ_s),
+    whose prior term is differentiated through θ too.
+    """
+    prior = model.prior_distribution()
+    analytic_kl = isinstance(prior, Normal)
+    sigma = ad.softplus(rho)
+    batch_fraction = 1.0 if idx is None else idx.size / model.n_data
+    if local_reparam:
+        expected_log_lik, ell_mu, ell_sigma = local_reparam_log_likelihood_grad(model, mu, sigma, rng, n_mc, idx)
+        grad_mu, grad_sigma = -batch_fraction * ell_mu, -batch_fraction * ell_sigma
+    else:
+        eps = rng.standard_normal((n_mc, mu.size))
+        if analytic_kl:
+            expected_log_lik, pullback = ad.vjp(lambda t: ad.mean(model.log_likelihood(t, idx)), mu + sigma * eps)
+            grad_theta = pullback(-batch_fraction)
+        else:
+            both, pullback = ad.vjp(
+                lambda t: ad.stack([ad.mean(model.log_likelihood(t, idx)), ad.mean(model.log_prior(t))]),
+                mu + sigma * eps,
+            )
+            expected_log_lik, expected_log_prior = both
+            grad_theta = pullback(np.array([-batch_fraction, -kl_weight]))
+        grad_mu, grad_sigma = np.sum(grad_theta, axis=0), np.sum(grad_theta * eps, axis=0)
+    if analytic_kl:
+        kl_value, kl_mu, kl_sigma = normal_kl_grad(mu, sigma, prior)
+        grad_mu, grad_sigma = grad_mu + kl_weight * kl_mu, grad_sigma + kl_weight * kl_sigma
+    else:
+        kl_value = -gaussian_entropy(float(np.sum(np.log(sigma))), mu.size) - float(expected_log_prior)
+        grad_sigma = grad_sigma - kl_weight / sigma
+    return float(expected_log_lik), float(kl_value), grad_mu, grad_sigma * dsigma_drho(sigma)

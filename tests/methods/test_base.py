@@ -1,0 +1,114 @@
+"""The Method base: abstract hooks, the hidden cost counter, declared costs and methods without a start."""
+
+import dataclasses
+import pathlib
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import approxpost as ap
+from approxpost.methods.base import Method
+from approxpost.posteriors import SamplePosterior
+
+
+class _State(NamedTuple):
+    position: np.ndarray
+
+
+class _Info(NamedTuple):
+    calls: float
+
+
+@dataclasses.dataclass(frozen=True)
+class _Probe(Method):
+    """Each step evaluates the density at 3 points and the gradient at 2, and declares 5 more gradient passes."""
+
+    n_steps: int = 4
+    seen: list = dataclasses.field(default_factory=list, compare=False)
+
+    @property
+    def n_main_steps(self) -> int:
+        return self.n_steps
+
+    def evals_per_step(self, model) -> int:
+        return 10
+
+    def uncounted_evals_per_step(self, model) -> tuple:
+        return 5, 0
+
+    def with_budget(self, n_evals: int):
+        return dataclasses.replace(self, n_steps=n_evals // 10)
+
+    def init(self, model, position, rng):
+        return _State(np.asarray(position, dtype=np.float64))
+
+    def step(self, model, state, rng):
+        self.seen.append(model)
+        model.log_joint(np.zeros((3, model.dim)))
+        model.log_joint_and_grad(np.zeros((2, model.dim)))
+        return state, _Info(calls=5.0)
+
+    def keep(self, model, state, info):
+        return state.position
+
+    def build_posterior(self, model, state, kept, history):
+        return SamplePosterior(np.stack(kept, axis=1))  # (1 chain, n_steps, D)
+
+
+def test_a_method_missing_a_hook_cannot_be_built():
+    @dataclasses.dataclass(frozen=True)
+    class NoStep(Method):
+        @property
+        def n_main_steps(self):
+            return 1
+
+        def evals_per_step(self, model):
+            return 1
+
+        def with_budget(self, n_evals):
+            return self
+
+        def init(self, model, position, rng):
+            return None
+
+        def build_posterior(self, model, state, kept, history):
+            return None
+
+    with pytest.raises(TypeError, match="step"):
+        NoStep()
+
+
+def test_fit_counts_without_the_method_seeing_a_counter(linear):
+    probe = _Probe(n_steps=4)
+    post = probe.fit(linear, seed=0)
+    # the model a step gets is the user's class, with the user's data
+    assert all(type(m) is type(linear) and m.x is linear.x for m in probe.seen)
+    # per step: 3 density rows, 2 gradient rows, 5 declared gradient passes; the start check is not billed
+    assert post.cost.density_evals == 4 * 3
+    assert post.cost.grad_evals == 4 * (2 + 5)
+    assert post.model is linear
+
+
+def test_the_user_model_is_left_uncounted_and_unchanged(linear):
+    _Probe(n_steps=2).fit(linear, seed=0)
+    assert "log_joint" not in vars(linear)  # fit wraps a copy, never the user's model
+
+
+def test_a_method_without_a_start_refuses_init_and_is_initialised_with_none(linear):
+    method = ap.ImportanceSampling(n_samples=100, batch_size=50)
+    assert method.needs_start is False
+    with pytest.raises(ValueError, match="init"):
+        method.fit(linear, seed=0, init=np.zeros(linear.dim))
+    state = method.init(linear, None, np.random.default_rng(0))
+    assert state.n_particles == 0
+    with pytest.raises(ValueError, match="position"):
+        method.init(linear, np.zeros(linear.dim), np.random.default_rng(0))
+
+
+def test_only_the_base_knows_the_counter():
+    package = pathlib.Path(ap.__file__).parent
+    users = sorted(str(p.relative_to(package)) for p in package.rglob("*.py") if "CostCounter" in p.read_text())
+    assert users == ["methods/base.py"]
+    estimators = (package / "estimators.py").read_text()
+    assert "from .methods" not in estimators and "import methods" not in estimators
