@@ -8,11 +8,32 @@ autodiff (:mod:`approxpost.autodiff`).
 
 __version__ = "0.1.0"
 
-from . import autodiff, datasets, diagnostics, distributions, estimators, models, nn, optim, references, targets
+from . import (
+    autodiff,
+    datasets,
+    diagnostics,
+    distributions,
+    estimators,
+    metrics,
+    models,
+    nn,
+    optim,
+    references,
+    targets,
+)
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
-from .methods import BBVI, HMC, NUTS, BayesByBackprop, ImportanceSampling, Metropolis
-from .posteriors import Cost, GaussianPosterior, Posterior, Predictive, SamplePosterior, WeightedPosterior
+from .linearized import LaplacePosterior
+from .methods import BBVI, HMC, NUTS, SGHMC, SGLD, BayesByBackprop, ImportanceSampling, Laplace, Metropolis
+from .posteriors import (
+    ClassPredictive,
+    Cost,
+    GaussianPosterior,
+    Posterior,
+    Predictive,
+    SamplePosterior,
+    WeightedPosterior,
+)
 
 
 def __getattr__(name):
@@ -31,6 +52,7 @@ __all__ = [
     "diagnostics",
     "distributions",
     "estimators",
+    "metrics",
     "models",
     "nn",
     "optim",
@@ -42,12 +64,17 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "Laplace",
+    "SGLD",
+    "SGHMC",
+    "LaplacePosterior",
     "NUTS",
     "Posterior",
     "SamplePosterior",
     "WeightedPosterior",
     "GaussianPosterior",
     "Predictive",
+    "ClassPredictive",
     "Cost",
     "compare",
     "Comparison",

@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["float_array", "count", "positive", "number", "probability", "flag", "optional"]
+__all__ = ["float_array", "count", "positive", "number", "probability", "flag", "optional", "labels", "probabilities"]
 
 
 def float_array(name: str, value, ndims: tuple, shape_hint: str) -> np.ndarray:
@@ -103,3 +103,45 @@ def flag(name: str, value) -> bool:
 def optional(check, name: str, value, *args, **kwargs):
     """``None`` if ``value`` is None, else ``check(name, value, *args, **kwargs)``."""
     return None if value is None else check(name, value, *args, **kwargs)
+
+
+def labels(name: str, value, n_classes: int, n: int | None = None) -> np.ndarray:
+    """Class labels as an int64 (n,) array, or an error unless they are whole numbers in 0..n_classes − 1.
+
+    Floats holding whole numbers (``1.0``) are accepted, since data often arrive
+    as float arrays; booleans, fractions and out-of-range labels are not.
+    """
+    array = np.asarray(value)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name} must hold integer class labels, got dtype {array.dtype}")
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array of class labels, got shape {array.shape}")
+    if n is not None and array.shape[0] != n:
+        raise ValueError(f"{name} has {array.shape[0]} labels but there are {n} points: the lengths must match")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array) & (array == np.round(array))):
+        raise ValueError(f"{name} must hold whole-number class labels, got e.g. {array[array != np.round(array)][:3]}")
+    if array.min() < 0 or array.max() >= n_classes:
+        raise ValueError(
+            f"{name} must lie in 0..{n_classes - 1} ({n_classes} classes), got labels from {array.min():g} to {array.max():g}"
+        )
+    return array.astype(np.int64)
+
+
+# rows of a softmax sum to 1 within a few ulps; 1e-6 also admits probabilities rounded to 7 digits
+_SUM_TOL = 1e-6
+
+
+def probabilities(name: str, value, ndims: tuple = (2,), shape_hint: str = "(n, K)") -> np.ndarray:
+    """Class probabilities on the last axis: finite, in [0, 1], every row summing to 1 within 1e-6."""
+    array = float_array(name, value, ndims, shape_hint)
+    if array.shape[-1] < 2:
+        raise ValueError(f"{name} must have at least 2 classes on its last axis, got shape {array.shape}")
+    if array.min() < 0 or array.max() > 1:
+        raise ValueError(f"{name} must lie in [0, 1], got values from {array.min():.3g} to {array.max():.3g}")
+    sums = array.sum(axis=-1)
+    worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(sums - 1.0)), sums.shape))
+    if abs(sums[worst] - 1.0) > _SUM_TOL:
+        raise ValueError(
+            f"{name} must sum to 1 over its last axis (shape {array.shape}), got {sums[worst]:.9g} at index {worst}"
+        )
+    return array

@@ -5,6 +5,9 @@
 posterior the same way: cost, test error, log predictive density, interval
 coverage, predictive spread on the data and in the gap, and the method's own
 quality figure (ESS per second for MCMC, Kish ESS for IS, final ELBO for VI).
+On a classifier (a model with ``predict_proba``) the test columns are
+accuracy, NLL, ECE and Brier score instead, plus the AUROC of entropy and
+mutual information at telling ``ood=`` inputs from the test inputs.
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import numpy as np
 from . import _validate as check
 from . import autodiff as ad
 from . import estimators
+from . import metrics as _metrics
 from ._rng import as_generator
 from .distributions import MeanFieldNormal
 
-__all__ = ["Comparison", "compare", "predictive_metrics", "gradient_variance_curves", "COLUMNS"]
+__all__ = [
+    "Comparison",
+    "compare",
+    "predictive_metrics",
+    "classification_metrics",
+    "is_classifier",
+    "gradient_variance_curves",
+    "COLUMNS",
+]
 
 # column name -> (header, format) for the markdown table, in display order
 COLUMNS = {
@@ -34,6 +46,12 @@ COLUMNS = {
     "coverage_90": ("90% coverage", "{:.2f}"),
     "std_data": ("pred. std on data", "{:.3f}"),
     "std_gap": ("pred. std in gap", "{:.3f}"),
+    "test_accuracy": ("test accuracy", "{:.3f}"),
+    "test_nll": ("test NLL", "{:.3f}"),
+    "test_ece": ("test ECE", "{:.3f}"),
+    "test_brier": ("test Brier", "{:.3f}"),
+    "ood_auroc_entropy": ("OOD AUROC (entropy)", "{:.3f}"),
+    "ood_auroc_mi": ("OOD AUROC (MI)", "{:.3f}"),
     "ess_per_second": ("min ESS / s", "{:.1f}"),
     "kish_ess": ("Kish ESS", "{:.1f}"),
     "khat": ("k-hat", "{:.2f}"),
@@ -115,6 +133,52 @@ def predictive_metrics(posterior, x_train, test, gap=None, n_samples: int = 200,
     return metrics
 
 
+def is_classifier(model) -> bool:
+    """Whether ``model`` is a classifier: it has ``predict_proba`` (as ``models.Classification``)."""
+    return callable(getattr(model, "predict_proba", None))
+
+
+def classification_metrics(posterior, test, ood=None, n_samples: int = 200, seed=0, n_bins: int = 15) -> dict:
+    """Test accuracy, NLL, ECE, Brier score and, with ``ood``, out-of-distribution AUROCs of one classifier posterior.
+
+    Parameters
+    ----------
+    posterior
+        A fitted posterior whose model is a classifier.
+    test
+        ``(x_test, y_test)`` with integer labels.
+    ood
+        Inputs from elsewhere (e.g. far from the data, or unseen classes), or None.
+    n_samples
+        θ draws for each predictive.
+    seed
+        Seed for those draws (the same for every method).
+    n_bins
+        Bins of the ECE.
+
+    Returns
+    -------
+    dict
+        ``test_accuracy``, ``test_nll``, ``test_ece``, ``test_brier`` (see
+        :mod:`approxpost.metrics`) and, with ``ood``, ``ood_auroc_entropy`` and
+        ``ood_auroc_mi``: P(score on an OOD input > score on a test input) for
+        the predictive entropy and the mutual information.
+    """
+    x_test, y_test = test
+    pred = posterior.predict(x_test, n_samples=n_samples, seed=seed)
+    row = {
+        "test_accuracy": _metrics.accuracy(pred.probs, y_test),
+        "test_nll": _metrics.nll(pred.probs, y_test),
+        "test_ece": _metrics.ece(pred.probs, y_test, n_bins=n_bins),
+        "test_brier": _metrics.brier(pred.probs, y_test),
+    }
+    if ood is not None:
+        pred_ood = posterior.predict(ood, n_samples=n_samples, seed=seed)
+        row["ood_auroc_entropy"] = _metrics.auroc(pred.entropy, pred_ood.entropy)
+        row["ood_auroc_mi"] = _metrics.auroc(pred.mutual_information, pred_ood.mutual_information)
+    return row
+
+
 def _quality(posterior) -> dict:
     """The method's own figure of merit, from its diagnostics."""
     diagnostics, row = posterior.diagnostics, {}
@@ -136,6 +200,7 @@ def compare(
     progress: bool = False,
     gap=None,
     n_samples: int = 200,
+    ood=None,
 ) -> Comparison:
     """Fit every method in ``methods`` to ``model`` and measure the results the same way.
 
@@ -161,6 +226,9 @@ def compare(
         ``(low, high)`` input interval with no data, for the in-gap spread.
     n_samples
         θ draws for the predictive metrics (as in ``posterior.predict``).
+    ood
+        Out-of-distribution inputs for a classifier: adds the OOD AUROC
+        columns (see :func:`classification_metrics`).
 
     Returns
     -------
@@ -172,6 +240,8 @@ def compare(
     n_samples = check.count("n_samples", n_samples)
     if test is not None and len(test) != 2:
         raise ValueError(f"test must be a pair (x_test, y_test), got {len(test)} items")
+    if ood is not None and not (test is not None and is_classifier(model)):
+        raise ValueError("ood= needs a classifier model (with predict_proba) and test=(x_test, y_test)")
     ad.ensure_malloc_tuned()
     posteriors, table, run = {}, {}, {}
     for name, method in methods.items():
@@ -182,7 +252,9 @@ def compare(
             "grad_evals": posterior.cost.grad_evals,
             "density_evals": posterior.cost.density_evals,
         }
-        if test is not None and hasattr(model, "predict"):
+        if test is not None and is_classifier(model):
+            row.update(classification_metrics(posterior, test, ood=ood, n_samples=n_samples, seed=seed))
+        elif test is not None and hasattr(model, "predict"):
             row.update(predictive_metrics(posterior, model.x, test, gap=gap, n_samples=n_samples, seed=seed))
         row.update(_quality(posterior))
         posteriors[name], table[name], run[name] = posterior, row, method
@@ -195,8 +267,8 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
     Parameters
     ----------
     model
-        The model (local reparameterisation is included for ``Regression``
-        models with an MLP).
+        The model (local reparameterisation is included for models with an
+        MLP, regression or classification).
     q
         The ``MeanFieldNormal`` to measure at; default: μ from ``model.init``
         and σ = 0.1.

@@ -14,7 +14,7 @@ import numpy as np
 from . import _validate as check
 from ._rng import as_generator
 
-__all__ = ["Dataset", "gap_regression", "blundell_curve", "linear", "DATASETS"]
+__all__ = ["Dataset", "gap_regression", "blundell_curve", "linear", "two_moons", "DATASETS"]
 
 
 class Dataset(NamedTuple):
@@ -106,3 +106,31 @@ def linear(n: int = 30, n_features: int = 1, noise_std: float = 0.5, seed=0) -> 
 
 
 DATASETS = {"gap": gap_regression, "blundell": blundell_curve, "linear": linear}
+
+
+def two_moons(n: int = 200, noise: float = 0.1, seed=0) -> Dataset:
+    """Two interleaving half circles, labels 0 and 1: the 2-D classification toy.
+
+    Class 0 lies on (cos t, sin t), class 1 on (1 − cos t, ½ − sin t), with
+    t ~ U(0, π) and isotropic Gaussian noise of sd ``noise`` added to both
+    coordinates (the shape of ``sklearn.datasets.make_moons``). ``y`` holds
+    integer labels (n,), half of each class (class 1 gets the odd one out);
+    ``x_test``, ``y_test`` are ``n`` fresh points from the same distribution.
+    ``noise_std`` records ``noise``, the input noise (there is no output noise).
+    """
+    n = _check_n(n)
+    noise = check.number("noise", noise, 0.0)
+    rng = as_generator(seed)
+
+    def draw(size: int) -> tuple:
+        y = np.repeat([0, 1], [size // 2, size - size // 2])
+        t = rng.uniform(0.0, np.pi, size=size)
+        upper = np.column_stack([np.cos(t), np.sin(t)])
+        lower = np.column_stack([1.0 - np.cos(t), 0.5 - np.sin(t)])
+        x = np.where(y[:, None] == 0, upper, lower) + noise * rng.standard_normal((size, 2))
+        order = rng.permutation(size)
+        return x[order], y[order]
+
+    x, y = draw(n)
+    x_test, y_test = draw(n)
+    return Dataset(x, y, x_test, y_test, noise, "moons")

@@ -33,7 +33,7 @@ from ._validate import count as _check_count
 from .autodiff.core import backward
 from .distributions import MeanFieldNormal, Normal
 from .local_reparam import check_local_reparam_model, local_reparam_log_likelihood, local_reparam_log_likelihood_grad
-from .models import Model, Regression
+from .models import Model
 
 __all__ = [
     "VIGrad",
@@ -307,13 +307,13 @@ def reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = 
 # --- local reparameterisation -------------------------------------------------
 
 
-def local_reparam_grad(model: Regression, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
-    """Local-reparameterisation estimate of ∇_(μ,ρ) ELBO for a Bayesian MLP regression.
+def local_reparam_grad(model: Model, q: MeanFieldNormal, n_mc: int = 16, seed: Seed = None) -> VIGrad:
+    """Local-reparameterisation estimate of ∇_(μ,ρ) ELBO for a Bayesian MLP (regression or classification).
 
     Parameters
     ----------
     model
-        A ``models.Regression`` with an ``nn.MLP`` (its prior is Gaussian).
+        A ``models.Regression`` or ``models.Classification`` with an ``nn.MLP`` (its prior is Gaussian).
     q
         The mean-field Gaussian over the network's flat weights.
     n_mc

@@ -18,6 +18,7 @@ import zipfile
 
 import numpy as np
 
+from .linearized import LaplacePosterior
 from .posteriors import Cost, GaussianPosterior, Posterior, SamplePosterior, WeightedPosterior
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
@@ -33,6 +34,7 @@ _KINDS = {
     "SamplePosterior": (SamplePosterior, {"draws"}, {"draws"}),
     "WeightedPosterior": (WeightedPosterior, {"particles", "log_weights"}, {"particles", "log_weights"}),
     "GaussianPosterior": (GaussianPosterior, {"mean", "std", "cov"}, {"mean"}),
+    "LaplacePosterior": (LaplacePosterior, {"mean", "std", "cov", "linearized"}, {"mean", "linearized"}),
 }
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -83,6 +85,9 @@ def _own_arrays(posterior: Posterior) -> dict:
         return {"particles": posterior.particles, "log_weights": posterior.log_weights}
     if type(posterior) is GaussianPosterior:
         return {"mean": posterior.mean, **({"std": posterior.std} if posterior.is_diagonal else {"cov": posterior.cov})}
+    if type(posterior) is LaplacePosterior:
+        shape = {"std": posterior.std} if posterior.is_diagonal else {"cov": posterior.cov}
+        return {"mean": posterior.mean, **shape, "linearized": np.array(posterior.linearized)}
     raise TypeError(f"cannot save a {type(posterior).__name__}: approxpost.io saves exactly {', '.join(_KINDS)}")
 
 

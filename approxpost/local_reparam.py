@@ -17,34 +17,42 @@ from __future__ import annotations
 import numpy as np
 
 from . import autodiff as ad
-from .distributions import LOG_2PI, Normal
-from .models import Regression
+from .distributions import Normal
+from .models import Model
 from .nn import MLP
 
 __all__ = ["check_local_reparam_model", "local_reparam_log_likelihood", "local_reparam_log_likelihood_grad"]
 
 
 def check_local_reparam_model(model) -> None:
-    """Raise ``ValueError`` unless ``model`` is a ``Regression`` with an ``MLP`` and its Gaussian likelihood."""
+    """Raise ``ValueError`` unless ``model`` has an ``MLP`` and a likelihood of its outputs it can evaluate alone.
+
+    The model must define ``mean_output_log_likelihood(f, idx)`` (as
+    ``Regression`` and ``Classification`` do) in the same class as the
+    ``log_likelihood`` it uses, so a subclass that changes the likelihood
+    without saying how it depends on the outputs is refused.
+    """
+    owner = next((c for c in type(model).__mro__ if "mean_output_log_likelihood" in vars(c)), None)
     ok = (
-        isinstance(model, Regression)
-        and type(model).log_likelihood is Regression.log_likelihood
-        and isinstance(model.net, MLP)
+        owner is not None
+        and type(model).log_likelihood is owner.log_likelihood
+        and isinstance(getattr(model, "net", None), MLP)
     )
     if not ok:
         raise ValueError(
-            "local reparameterisation needs a models.Regression with an nn.MLP network and its Gaussian "
-            f"likelihood, got {type(model).__name__} with net {type(getattr(model, 'net', None)).__name__}"
+            "local reparameterisation needs a model with an nn.MLP network and a likelihood of its outputs "
+            "(models.Regression or models.Classification), "
+            f"got {type(model).__name__} with net {type(getattr(model, 'net', None)).__name__}"
         )
 
 
-def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Generator, n_mc: int, idx=None):
+def local_reparam_log_likelihood(model: Model, q: Normal, rng: np.random.Generator, n_mc: int, idx=None):
     """E_q[log p(D | θ)] estimated by sampling each layer's pre-activations; differentiable in q's parameters.
 
     Parameters
     ----------
     model
-        A ``Regression`` with an ``MLP``.
+        A ``Regression`` or ``Classification`` with an ``MLP``.
     q
         Diagonal Gaussian over the flat weights (only ``q.loc`` and ``q.scale``
         are used); they may be ``ad.Var`` s.
@@ -59,7 +67,8 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
     Returns
     -------
     Var or float
-        The mean over the S passes of the Gaussian log likelihood, constants included.
+        The mean over the S passes of the model's log likelihood of the sampled outputs
+        (``model.mean_output_log_likelihood``), constants included.
 
     Notes
     -----
@@ -77,7 +86,7 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
     check_local_reparam_model(model)
     net = model.net
     activation = getattr(ad, net.activation)
-    x, y = (model.x, model.y) if idx is None else (model.x[idx], model.y[idx])
+    x = model.x if idx is None else model.x[idx]
     mean_layers = net.unflatten(q.loc)
     var_layers = net.unflatten(ad.square(q.scale))
     h = x  # (n, in): shared by every pass until the first noise enters
@@ -88,13 +97,11 @@ def local_reparam_log_likelihood(model: Regression, q: Normal, rng: np.random.Ge
         h = ad.add(mean, ad.mul(ad.sqrt(var), xi))
         if i < len(mean_layers) - 1:
             h = activation(h)
-    squared_error = ad.sum_squares(ad.sub(y, h), axis=(-2, -1))
-    log_lik = ad.mean(squared_error) * (-0.5 / model.noise_std**2) - y.size * (np.log(model.noise_std) + 0.5 * LOG_2PI)
-    return log_lik * model.minibatch_scale(idx) if idx is not None else log_lik
+    return model.mean_output_log_likelihood(h, idx)
 
 
 def local_reparam_log_likelihood_grad(
-    model: Regression, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
+    model: Model, mu: np.ndarray, sigma: np.ndarray, rng: np.random.Generator, n_mc: int, idx=None
 ) -> tuple:
     """``(estimate, ∂/∂μ, ∂/∂σ)`` of :func:`local_reparam_log_likelihood` at q = N(μ, diag σ²), one backward pass."""
     lam = np.stack([mu, sigma])  # one leaf holding the rows μ and σ

@@ -13,8 +13,9 @@ import numpy as np
 from . import _validate as check
 from . import autodiff as ad
 from .distributions import LOG_2PI, MultivariateNormal, Normal
+from .predictive import ClassPredictive, Predictive
 
-__all__ = ["Model", "Regression", "LinearRegression", "as_2d_data"]
+__all__ = ["Model", "Regression", "LinearRegression", "Classification", "as_2d_data"]
 
 
 def as_2d_data(name: str, values, n_rows: int | None = None) -> np.ndarray:
@@ -111,6 +112,28 @@ class Model:
         """``n`` starting points (n, D); by default N(0, 1) draws."""
         return rng.standard_normal((int(n), self.dim))
 
+    def output_predictive(self, f, weights=None):
+        """The posterior predictive from network outputs f (S, n, out) of S draws of θ.
+
+        By default the Gaussian-noise :class:`~approxpost.predictive.Predictive`
+        with ``noise_std``; a model with another likelihood overrides this, so
+        ``Posterior.predict`` never needs to know the likelihood. ``weights``
+        (S,) weight the draws where the predictive supports it (see
+        ``weighted_predictive``).
+        """
+        if weights is not None:
+            raise ValueError(f"{type(self).__name__}'s predictive takes equally weighted draws, got weights")
+        if self.noise_std is None:
+            raise ValueError(f"predict needs a Gaussian noise_std, but {type(self).__name__} has noise_std=None")
+        return Predictive(f, self.noise_std)
+
+    def predictive(self, theta, x, weights=None):
+        """``output_predictive(predict(theta, x), weights)``: the predictive at inputs ``x`` from draws θ (S, D)."""
+        return self.output_predictive(self.predict(theta, x), weights)
+
+    # whether output_predictive accepts weights (WeightedPosterior then weights its particles instead of resampling)
+    weighted_predictive: bool = False
+
     def minibatch_scale(self, idx) -> float:
         """N / |idx|: the factor turning a minibatch log likelihood into a full-data estimate."""
         if idx is None:
@@ -149,7 +172,7 @@ class Regression(Model):
                 f"y has {self.y.shape[1]} columns (shape {self.y.shape}) but the network has {net.n_outputs} outputs"
             )
         self.noise_std = _positive("noise_std", noise_std)
-        self.prior_std = _positive("prior_std", prior_std)
+        self.prior_std = check.positive("prior_std", prior_std)
         self.dim = int(net.dim)
         self.n_data = self.x.shape[0]
 
@@ -164,6 +187,19 @@ class Regression(Model):
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
         squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
         log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
+        return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
+
+    def mean_output_log_likelihood(self, f, idx=None):
+        """(1/S) Σ_s log p(y | f_s) for network outputs f (S, n, out) on the data (or minibatch ``idx``), rescaled.
+
+        What local reparameterisation needs: it samples the outputs itself
+        instead of going through θ.
+        """
+        y = self.y if idx is None else self.y[idx]
+        squared_error = ad.sum_squares(ad.sub(y, f), axis=(-2, -1))
+        log_lik = ad.mean(squared_error) * (-0.5 / self.noise_std**2) - y.size * (
+            np.log(self.noise_std) + 0.5 * LOG_2PI
+        )
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def prior_distribution(self) -> Normal:
@@ -258,3 +294,106 @@ class LinearRegression(Regression):
         """log p(y) = log N(y | 0, s² X Xᵀ + σ² I)."""
         marginal_cov = self.prior_std**2 * self.design @ self.design.T + self.noise_std**2 * np.eye(self.n_data)
         return float(MultivariateNormal(np.zeros(self.n_data), marginal_cov).log_prob(self.y[:, 0]))
+
+
+def _as_inputs(name: str, values) -> np.ndarray:
+    """Inputs as a finite float64 array with a leading data axis: (n, p), or (n, C, H, W) for images."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim < 2 or array.shape[0] == 0:
+        raise ValueError(f"{name} must be a non-empty (n, p) or (n, C, H, W) array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(
+            f"{name} must be finite, got {int(np.sum(~np.isfinite(array)))} non-finite values in shape {array.shape}"
+        )
+    return array
+
+
+class Classification(Model):
+    """Bayesian neural-network classification: y ~ Categorical(softmax f(x; θ)), θ ~ N(0, prior_std² I).
+
+    Parameters
+    ----------
+    net
+        The network: ``ap.nn.MLP([p, …, K])`` for (n, p) inputs or an
+        ``ap.nn.CNN`` for (n, C, H, W) images; anything with ``dim``,
+        ``n_outputs`` (K ≥ 2), ``forward(theta, x)`` and ``init(rng, n)``.
+    x
+        Inputs with a leading data axis: (n, p) or (n, C, H, W).
+    y
+        Integer class labels (n,) in 0..K − 1.
+    prior_std
+        Prior standard deviation s of every weight.
+
+    Notes
+    -----
+    log p(y | x, θ) = Σ_n log_softmax(f(x_n; θ))[y_n]; the logits f have no
+    noise of their own, so all the predictive's uncertainty comes from θ and
+    the softmax. ``predict`` returns logits, ``predict_proba`` probabilities.
+    """
+
+    weighted_predictive = True
+
+    def __init__(self, net, x, y, prior_std: float = 1.0):
+        super().__init__()
+        self.net = net
+        self.x = _as_inputs("x", x)
+        n_classes = int(getattr(net, "n_outputs", 0))
+        if n_classes < 2:
+            raise ValueError(f"the network must have n_outputs >= 2 classes for Classification, got {n_classes}")
+        self._check_x(self.x, "x")
+        self.y = check.labels("y", y, n_classes, n=self.x.shape[0])
+        self.n_classes = n_classes
+        self.prior_std = check.positive("prior_std", prior_std)
+        self.dim = int(net.dim)
+        self.n_data = self.x.shape[0]
+        self._one_hot = np.eye(n_classes)[self.y]  # (n, K): picks log p(y_n) out of each row of log-softmax
+
+    def _check_x(self, x: np.ndarray, name: str) -> None:
+        expected = getattr(self.net, "input_shape", None)
+        if expected is None and hasattr(self.net, "n_inputs"):
+            expected = (self.net.n_inputs,)
+        if expected is not None and tuple(x.shape[1:]) != tuple(expected):
+            raise ValueError(
+                f"{name} has shape {x.shape} but the network takes inputs of shape (n, {', '.join(map(str, expected))})"
+            )
+
+    # the same Gaussian prior as Regression
+    log_prior = Regression.log_prior
+    prior_distribution = Regression.prior_distribution
+
+    @staticmethod
+    def _sum_log_softmax(f, one_hot: np.ndarray):
+        """Σ_n log softmax(f_n)[y_n]: (n, K) -> scalar, (S, n, K) -> (S,)."""
+        return ad.sum(ad.mul(ad.log_softmax(f, axis=-1), one_hot), axis=(-2, -1))
+
+    def log_likelihood(self, theta, idx=None):
+        """Σ_n log softmax(f(x_n; θ))[y_n], times N/|idx| on a minibatch."""
+        x, one_hot = (self.x, self._one_hot) if idx is None else (self.x[idx], self._one_hot[idx])
+        log_lik = self._sum_log_softmax(self.net.forward(theta, x), one_hot)
+        return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
+
+    def mean_output_log_likelihood(self, f, idx=None):
+        """(1/S) Σ_s log p(y | f_s) for network outputs f (S, n, K) on the data (or minibatch ``idx``), rescaled."""
+        one_hot = self._one_hot if idx is None else self._one_hot[idx]
+        log_lik = ad.mean(self._sum_log_softmax(f, one_hot))
+        return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
+
+    def predict(self, theta, x) -> np.ndarray:
+        """Logits f(x; θ_s) for S parameter draws: (S, n, K)."""
+        theta = np.atleast_2d(self.check_theta(theta))
+        x = _as_inputs("x", x)
+        self._check_x(x, "x")
+        return np.asarray(self.net.forward(theta, x))
+
+    def predict_proba(self, theta, x) -> np.ndarray:
+        """Class probabilities softmax f(x; θ_s): (S, n, K)."""
+        return np.exp(ad.log_softmax(self.predict(theta, x), axis=-1))
+
+    def output_predictive(self, f, weights=None) -> ClassPredictive:
+        """A :class:`~approxpost.predictive.ClassPredictive` from logits f (S, n, K), weighted by ``weights``."""
+        return ClassPredictive(np.exp(ad.log_softmax(np.asarray(f, dtype=np.float64), axis=-1)), weights)
+
+    def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
+        return self.net.init(rng, int(n))

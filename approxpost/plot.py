@@ -11,7 +11,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Ellipse
 
-__all__ = ["bands", "grad_variance", "trace", "density_2d", "elbo", "sigma_over_training"]
+__all__ = [
+    "bands",
+    "grad_variance",
+    "trace",
+    "density_2d",
+    "elbo",
+    "sigma_over_training",
+    "reliability",
+    "decision_surface",
+]
 
 
 def _panels(n: int, ax, width: float = 3.6, height: float = 3.0, sharey: bool = True):
@@ -195,3 +204,142 @@ def elbo(posteriors, ax=None):
 def sigma_over_training(posteriors, ax=None):
     """Mean σ of the variational posterior per step: how Bayes by Backprop's uncertainty shrinks."""
     return _history_curves(posteriors, "mean_sigma", ax, "mean σ of q", "σ over training", logy=True)
+
+
+def _predictives(comparison, x, n_samples: int, seed) -> dict:
+    """Name -> predictive at ``x``: posteriors are asked, ready predictives are used as they are."""
+    posteriors = getattr(comparison, "posteriors", comparison)
+    if not isinstance(posteriors, dict) or not posteriors:
+        raise TypeError(f"expected a Comparison or a non-empty dict of posteriors, got {type(comparison).__name__}")
+    return {
+        name: item.predict(x, n_samples=n_samples, seed=seed) if hasattr(item, "predict") else item
+        for name, item in posteriors.items()
+    }
+
+
+def reliability(comparison, data, ax=None, n_bins: int = 15, n_samples: int = 200, seed=0):
+    """Reliability diagrams: accuracy against confidence per bin, over a histogram of the confidences.
+
+    Parameters
+    ----------
+    comparison
+        A :class:`~approxpost.compare.Comparison` of a classifier, or a dict
+        name -> posterior (or name -> ``ClassPredictive`` at ``data.x_test``).
+    data
+        A ``Dataset`` with ``x_test`` and integer ``y_test``.
+    ax
+        A (2, n_methods) array of axes: reliability on top, histogram below.
+    n_bins
+        Equal-width confidence bins, as :func:`approxpost.metrics.reliability`.
+    n_samples, seed
+        Predictive draws per method.
+
+    Notes
+    -----
+    A calibrated classifier's bars follow the diagonal; bars below it mean
+    overconfidence (Guo et al. 2017). Each title carries the ECE.
+    """
+    from . import metrics
+
+    predictives = _predictives(comparison, data.x_test, n_samples, seed)
+    n = len(predictives)
+    if ax is None:
+        fig, axes = plt.subplots(
+            2, n, figsize=(3.2 * n, 4.6), sharex=True, squeeze=False, gridspec_kw={"height_ratios": [3, 1]}
+        )
+    else:
+        axes = np.asarray(ax, dtype=object).reshape(-1)
+        if axes.size != 2 * n:
+            raise ValueError(f"ax must hold 2 x {n} axes (reliability and histogram per method), got {axes.size}")
+        axes = axes.reshape(2, n)
+        fig = axes[0, 0].figure
+    width = 1.0 / n_bins
+    left = np.linspace(0.0, 1.0, n_bins + 1)[:-1]
+    for column, (name, pred) in enumerate(predictives.items()):
+        top, bottom = axes[0, column], axes[1, column]
+        table = metrics.reliability(pred.probs, data.y_test, n_bins=n_bins)
+        filled = table.count > 0
+        top.bar(left[filled], table.accuracy[filled], width=width, align="edge", color="C0", edgecolor="k", lw=0.5)
+        top.plot([0, 1], [0, 1], "--", color="0.4", lw=1.0)
+        top.set_xlim(0, 1)
+        top.set_ylim(0, 1)
+        top.set_title(f"{name}\nECE {metrics.ece(pred.probs, data.y_test, n_bins=n_bins):.3f}")
+        bottom.bar(left, table.count / table.count.sum(), width=width, align="edge", color="0.6", edgecolor="k", lw=0.5)
+        bottom.set_xlabel("confidence (top-class probability)")
+    axes[0, 0].set_ylabel("accuracy")
+    axes[1, 0].set_ylabel("fraction")
+    fig.tight_layout()
+    return fig
+
+
+_QUANTITIES = {
+    "probability": "p(y = 1)",
+    "entropy": "predictive entropy (nats)",
+    "mi": "mutual information (nats)",
+}
+
+
+def decision_surface(
+    comparison,
+    data,
+    quantity: str = "probability",
+    ax=None,
+    limits=None,
+    n_points: int = 80,
+    n_samples: int = 100,
+    seed=0,
+):
+    """A 2-D classifier's predictive as a heat map over the input plane, with the training data on top.
+
+    Parameters
+    ----------
+    comparison
+        A :class:`~approxpost.compare.Comparison` of a classifier with 2-D
+        inputs, or a dict name -> posterior.
+    data
+        The ``Dataset`` (x (n, 2), integer y).
+    quantity
+        ``"probability"`` (of class 1 with two classes, else of the top
+        class), ``"entropy"`` (total, aleatoric + epistemic) or ``"mi"``
+        (mutual information: the epistemic part alone).
+    limits
+        ``((x_min, x_max), (y_min, y_max))``; default the data's range
+        widened by half of it on each side, so the map shows what a method
+        does away from the data.
+    n_points
+        Grid points per axis.
+    n_samples, seed
+        Predictive draws per method.
+    """
+    if quantity not in _QUANTITIES:
+        raise ValueError(f"quantity must be one of {sorted(_QUANTITIES)}, got {quantity!r}")
+    x, y = np.asarray(data.x), np.asarray(data.y)
+    if x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"decision_surface needs 2-D inputs, got data.x of shape {x.shape}")
+    if limits is None:
+        low, high = x.min(axis=0), x.max(axis=0)
+        pad = 0.5 * (high - low)
+        limits = tuple(zip(low - pad, high + pad))
+    (x0, x1), (y0, y1) = limits
+    grid_x, grid_y = np.meshgrid(np.linspace(x0, x1, n_points), np.linspace(y0, y1, n_points))
+    points = np.column_stack([grid_x.ravel(), grid_y.ravel()])
+    predictives = _predictives(comparison, points, n_samples, seed)
+    fig, axes = _panels(len(predictives), ax, width=3.6, height=3.2)
+    for panel, (name, pred) in zip(axes, predictives.items()):
+        if quantity == "probability":
+            values = pred.probs[:, 1] if pred.probs.shape[1] == 2 else pred.probs.max(axis=1)
+            image = panel.pcolormesh(grid_x, grid_y, values.reshape(grid_x.shape), cmap="RdBu_r", vmin=0, vmax=1)
+        else:
+            values = pred.entropy if quantity == "entropy" else pred.mutual_information
+            vmax = np.log(pred.probs.shape[1])  # the largest entropy (and MI) K classes allow
+            image = panel.pcolormesh(grid_x, grid_y, values.reshape(grid_x.shape), cmap="viridis", vmin=0, vmax=vmax)
+        for i, label in enumerate(np.unique(y)):
+            keep = y == label
+            face, edge = ("w", "k") if i % 2 == 0 else ("k", "w")
+            panel.scatter(x[keep, 0], x[keep, 1], s=9, marker="os^vD<>"[i % 7], c=face, edgecolors=edge, lw=0.4)
+        panel.set_title(name)
+        panel.set_xlabel("x[0]")
+        fig.colorbar(image, ax=panel, shrink=0.8, label=_QUANTITIES[quantity])
+    axes[0].set_ylabel("x[1]")
+    fig.tight_layout()
+    return fig

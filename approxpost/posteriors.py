@@ -24,9 +24,17 @@ from ._rng import as_generator
 from ._validate import count as _check_count
 from ._validate import float_array as _float_array
 from .distributions import MultivariateNormal, Normal
-from .predictive import Predictive
+from .predictive import ClassPredictive, Predictive
 
-__all__ = ["Cost", "Predictive", "Posterior", "SamplePosterior", "WeightedPosterior", "GaussianPosterior"]
+__all__ = [
+    "Cost",
+    "Predictive",
+    "ClassPredictive",
+    "Posterior",
+    "SamplePosterior",
+    "WeightedPosterior",
+    "GaussianPosterior",
+]
 
 _MIN_DRAWS_FOR_DIAGNOSTICS = 4  # what approxpost.diagnostics.ess / rhat need per chain
 
@@ -134,7 +142,7 @@ class Posterior:
         """Dimension D of θ."""
         return int(np.shape(self.mean)[0])
 
-    def predict(self, x, n_samples: int = 200, seed=None) -> Predictive:
+    def predict(self, x, n_samples: int = 200, seed=None):
         """The posterior predictive at inputs ``x`` from ``n_samples`` draws of θ.
 
         Parameters
@@ -148,19 +156,30 @@ class Posterior:
 
         Returns
         -------
-        Predictive
-            From ``model.predict(theta, x)`` (S, n, out) and ``model.noise_std``.
+        Predictive or ClassPredictive
+            Whatever the model's likelihood calls for: ``model.predictive(theta, x)``
+            (a regression model gives a ``Predictive`` from ``model.predict`` and
+            ``model.noise_std``, a classifier a ``ClassPredictive``).
         """
+        self._check_predict_model()
+        theta = self.sample(_check_count("n_samples", n_samples), seed=as_generator(seed))
+        return self._predictive(theta, x)
+
+    def _check_predict_model(self) -> None:
         if self.model is None:
             raise ValueError(
                 "predict needs a model, but this posterior has model=None: pass model= (e.g. to approxpost.load)"
             )
         if not callable(getattr(self.model, "predict", None)):
             raise ValueError(f"predict needs a model with predict(theta, x); {type(self.model).__name__} has none")
+
+    def _predictive(self, theta, x, weights=None):
+        """The model builds its own predictive; a bare object with ``predict`` and ``noise_std`` gets the Gaussian one."""
+        if callable(getattr(self.model, "predictive", None)):
+            return self.model.predictive(theta, x, weights=weights)
         noise_std = getattr(self.model, "noise_std", None)
         if noise_std is None:
             raise ValueError(f"predict needs a Gaussian noise_std, but {type(self.model).__name__} has noise_std=None")
-        theta = self.sample(_check_count("n_samples", n_samples), seed=as_generator(seed))
         return Predictive(self.model.predict(theta, x), noise_std)
 
     def save(self, path) -> None:
@@ -288,10 +307,10 @@ class WeightedPosterior(Posterior):
             )
         log_weights.flags.writeable = False
         self._log_weights = log_weights
-        super().__init__(**kwargs)
         log_total = special.logsumexp(log_weights)
         self._weights = np.exp(log_weights - log_total)
         self._weights.flags.writeable = False
+        super().__init__(**kwargs)  # after the weights: a given model= is checked against the weighted mean's dim
         self._ess = _diag.kish_ess(log_weights)
         self._khat = _diag.psis_khat(log_weights)
         self._log_evidence = float(log_total - np.log(n))
@@ -342,6 +361,30 @@ class WeightedPosterior(Posterior):
         n = _check_count("n", n)
         rows = as_generator(seed).choice(self._particles.shape[0], size=n, p=self._weights)
         return self._particles[rows]
+
+    def predict(self, x, n_samples: int = 200, seed=None):
+        """The predictive at ``x``; weighted particles where the model's predictive takes weights.
+
+        For a model with ``weighted_predictive`` (a classifier): if at most
+        ``n_samples`` particles carry weight (> 0 in floating point), exactly
+        those, with their weights: no resampling noise. Otherwise ``n_samples``
+        multinomial draws as for any posterior, each distinct particle
+        evaluated once and weighted by how often it was drawn. Either way at
+        most ``n_samples`` network passes. Other models (regression): as
+        :meth:`Posterior.predict`, from resampled draws.
+        """
+        if not getattr(self.model, "weighted_predictive", False):
+            return super().predict(x, n_samples=n_samples, seed=seed)
+        self._check_predict_model()
+        n_samples = _check_count("n_samples", n_samples)
+        carrying = np.flatnonzero(self._weights > 0)
+        if carrying.size <= n_samples:
+            rows, weights = carrying, self._weights[carrying]
+        else:
+            drawn = as_generator(seed).choice(self._particles.shape[0], size=n_samples, p=self._weights)
+            rows, counts = np.unique(drawn, return_counts=True)
+            weights = counts / n_samples
+        return self._predictive(self._particles[rows], x, weights=weights)
 
     def __repr__(self) -> str:
         n, dim = self._particles.shape

@@ -28,6 +28,9 @@ __all__ = [
     "BINARY_TREE_OPS",
     "expressions",
     "evaluate",
+    "class_probabilities",
+    "draw_probabilities",
+    "mlp_layer_sizes",
 ]
 
 MAX_SIDE = 4
@@ -192,3 +195,36 @@ def evaluate(tree, x, reference: bool = False):
     table = UNARY_TREE_OPS if len(tree) == 2 else BINARY_TREE_OPS
     fn = table[name][1 if reference else 0]
     return fn(*(evaluate(child, x, reference) for child in tree[1:]))
+
+
+def _softmax_rows(logits: np.ndarray) -> np.ndarray:
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+@st.composite
+def class_probabilities(draw, max_n: int = 8, max_classes: int = 5):
+    """``(probs, y)``: (n, K) rows of class probabilities (some exactly one-hot) and labels (n,) in 0..K − 1."""
+    n, k = draw(st.integers(1, max_n)), draw(st.integers(2, max_classes))
+    logits = draw(hnp.arrays(np.float64, (n, k), elements=st.floats(-6.0, 6.0)))
+    probs = _softmax_rows(logits)
+    hard = draw(hnp.arrays(np.bool_, (n,)))
+    probs[hard] = np.eye(k)[np.argmax(probs[hard], axis=1)]  # certain predictions: 0 log 0 and p = 1 cases
+    y = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, k - 1)))
+    return probs, y
+
+
+@st.composite
+def draw_probabilities(draw, max_draws: int = 5, max_n: int = 4, max_classes: int = 4):
+    """``(samples, weights)``: (S, n, K) per-draw class probabilities and (S,) weights, some of them zero."""
+    s, n, k = draw(st.integers(1, max_draws)), draw(st.integers(1, max_n)), draw(st.integers(2, max_classes))
+    logits = draw(hnp.arrays(np.float64, (s, n, k), elements=st.floats(-8.0, 8.0)))
+    weights = draw(hnp.arrays(np.float64, (s,), elements=st.sampled_from([0.0, 0.5, 1.0, 3.0])))
+    if weights.sum() == 0:
+        weights[0] = 1.0
+    return _softmax_rows(logits), weights
+
+
+def mlp_layer_sizes(max_width: int = 5, max_layers: int = 4):
+    """Widths from input to output of a small MLP: 2 to ``max_layers`` entries in 1..``max_width``."""
+    return st.lists(st.integers(1, max_width), min_size=2, max_size=max_layers)

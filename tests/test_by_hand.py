@@ -31,6 +31,12 @@ def mlp():
 
 
 @pytest.fixture(scope="module")
+def classifier():
+    data = ap.datasets.two_moons(n=24, seed=0)
+    return ap.models.Classification(ap.nn.MLP([2, 5, 2]), data.x, data.y, prior_std=1.0)
+
+
+@pytest.fixture(scope="module")
 def cauchy(linear):
     return _CauchyPriorRegression(linear.x, linear.y, noise_std=1.0, prior_std=1.0)
 
@@ -55,10 +61,12 @@ def test_reparam_grad_equals_the_hand_written_chain_rule(linear, seed, n_mc):
     np.testing.assert_allclose(engine.rho, hand.rho, rtol=RTOL, atol=1e-12)
 
 
+@pytest.mark.parametrize("model_name", ["mlp", "classifier"])
 @pytest.mark.parametrize("local_reparam", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 7])
 @given(seed=st.integers(0, 2**32 - 1))
-def test_bbb_loss_gradient_equals_the_hand_written_one(mlp, local_reparam, batch_size, seed):
+def test_bbb_loss_gradient_equals_the_hand_written_one(request, model_name, local_reparam, batch_size, seed):
+    mlp = request.getfixturevalue(model_name)  # a regression MLP, or a classifier (local reparam via its outputs)
     method = ap.BayesByBackprop(n_mc=3, local_reparam=local_reparam, batch_size=batch_size, hand_gradient=False)
     mu, rho = _random_q(seed, mlp.dim)
     idx = None if batch_size is None else np.random.default_rng(seed).permutation(mlp.n_data)[:batch_size]

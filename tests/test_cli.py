@@ -35,13 +35,25 @@ def test_compare_writes_the_table_and_figures(tmp_path, capsys):
     assert "| HMC |" in (out / "table.md").read_text()
 
 
+def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
+    out = tmp_path / "moons"
+    argv = ["compare", "--dataset", "moons", "--methods", "hmc,bbb", "--budget", "1000", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    for name in ("table.md", "reliability.png", "decision_surface.png", "entropy.png", "grad_variance.png"):
+        assert (out / name).stat().st_size > 0
+    assert not (out / "bands.png").exists()
+    table = (out / "table.md").read_text()
+    assert "test accuracy" in table and "test ECE" in table and "test RMSE" not in table
+    assert "| BBB |" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["compare", "--dataset", "moons"], "unknown dataset 'moons'; valid: gap, blundell, linear"),
+        (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons"),
         (
-            ["compare", "--methods", "hmc,gibbs"],
-            "unknown method 'gibbs'; valid: all, metropolis, hmc, is, bbvi, bbb, nuts",
+            ["compare", "--methods", "hmc,nope"],
+            "unknown method 'nope'; valid: all, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, nuts",
         ),
     ],
 )
@@ -75,7 +87,7 @@ def _run(*argv, cwd):
         (["--out", "/proc/nope"], "--out '/proc/nope' cannot be created"),
         (["--out", "table_as_file"], "--out 'table_as_file' cannot be created: File exists"),
         (["--seed", "-1"], "--seed must be a non-negative integer, got -1"),
-        (["--dataset", "moons"], "unknown dataset 'moons'"),
+        (["--dataset", "spirals"], "unknown dataset 'spirals'"),
     ],
 )
 def test_a_users_mistake_is_one_line_and_exit_code_2(argv, message, tmp_path):

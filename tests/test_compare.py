@@ -97,3 +97,39 @@ def test_gradient_variance_curves_order_the_estimators():
     # and more draws mean less variance (roughly 1/n_mc: a factor 4 here)
     for name in ("score function", "reparameterisation"):
         assert curves[name][1] < curves[name][0]
+
+
+@pytest.fixture(scope="module")
+def moons_comparison():
+    data = ap.datasets.two_moons(n=60, seed=0)
+    model = ap.models.Classification(ap.nn.MLP([2, 6, 2]), data.x, data.y)
+    angles = np.linspace(0.0, 2.0 * np.pi, 30, endpoint=False)
+    ood = np.column_stack([0.5 + 5.0 * np.cos(angles), 0.25 + 5.0 * np.sin(angles)])
+    methods = {
+        "HMC": ap.HMC(step_size=0.05, n_leapfrog=5, n_samples=100, n_warmup=100, n_chains=2),
+        "BBB": ap.BayesByBackprop(n_mc=2, n_steps=300, learning_rate=2e-2),
+    }
+    return data, ood, ap.compare(model, methods, test=(data.x_test, data.y_test), seed=0, ood=ood)
+
+
+def test_a_classifier_gets_classification_columns_recomputed_here(moons_comparison):
+    data, ood, result = moons_comparison
+    for name, post in result.posteriors.items():
+        row = result.table[name]
+        assert "test_rmse" not in row and "coverage_90" not in row
+        pred = post.predict(data.x_test, n_samples=200, seed=0)
+        far = post.predict(ood, n_samples=200, seed=0)
+        assert row["test_accuracy"] == ap.metrics.accuracy(pred.probs, data.y_test) == pred.accuracy(data.y_test)
+        assert row["test_nll"] == pytest.approx(-pred.log_density(data.y_test), rel=1e-12)
+        assert row["test_ece"] == ap.metrics.ece(pred.probs, data.y_test)
+        assert row["test_brier"] == ap.metrics.brier(pred.probs, data.y_test)
+        assert row["ood_auroc_entropy"] == ap.metrics.auroc(pred.entropy, far.entropy)
+        assert row["ood_auroc_mi"] == ap.metrics.auroc(pred.mutual_information, far.mutual_information)
+    markdown = result.to_markdown()
+    assert "test accuracy" in markdown and "OOD AUROC (MI)" in markdown and "test RMSE" not in markdown
+
+
+def test_ood_needs_a_classifier(setup):
+    data, model, methods = setup
+    with pytest.raises(ValueError, match="ood= needs a classifier"):
+        ap.compare(model, {"BBB": methods["BBB"]}, test=(data.x_test, data.y_test), ood=data.x_test)

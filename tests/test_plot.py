@@ -84,3 +84,70 @@ def test_elbo_and_sigma_curves(fits):
     assert len(ax.lines) == 1 and ax.get_yscale() == "log"
     with pytest.raises(ValueError, match="mean_sigma"):
         ap.plot.sigma_over_training(result.posteriors["HMC"])
+
+
+@pytest.fixture(scope="module")
+def moons_fits():
+    data = ap.datasets.two_moons(n=40, seed=0)
+    model = ap.models.Classification(ap.nn.MLP([2, 6, 2]), data.x, data.y)
+    methods = {
+        "HMC": ap.HMC(step_size=0.05, n_leapfrog=5, n_samples=60, n_warmup=40, n_chains=2),
+        "BBB": ap.BayesByBackprop(n_mc=2, n_steps=100),
+    }
+    return data, ap.compare(model, methods, seed=0)
+
+
+def test_reliability_bars_histogram_and_diagonal(moons_fits):
+    data, result = moons_fits
+    fig = ap.plot.reliability(result, data, n_bins=10)
+    axes = np.array(fig.get_axes()).reshape(2, 2)
+    for column, name in enumerate(["HMC", "BBB"]):
+        top, bottom = axes[0, column], axes[1, column]
+        pred = result.posteriors[name].predict(data.x_test, n_samples=200, seed=0)
+        table = ap.metrics.reliability(pred.probs, data.y_test, n_bins=10)
+        heights = [patch.get_height() for patch in top.patches]
+        np.testing.assert_allclose(heights, table.accuracy[table.count > 0])  # one bar per non-empty bin
+        assert len(top.lines) == 1  # the diagonal
+        assert top.get_title() == f"{name}\nECE {ap.metrics.ece(pred.probs, data.y_test, n_bins=10):.3f}"
+        np.testing.assert_allclose(sum(p.get_height() for p in bottom.patches), 1.0)
+    with pytest.raises(ValueError, match="2 x 2 axes"):
+        ap.plot.reliability(result, data, ax=plt.subplots(1, 2)[1])
+    # a ready predictive is drawn as it is, into given axes
+    pred = result.posteriors["HMC"].predict(data.x_test, n_samples=200, seed=0)
+    fig, axes = plt.subplots(2, 1)
+    assert ap.plot.reliability({"given": pred}, data, ax=axes, n_bins=10) is fig
+    assert [p.get_height() for p in axes[0].patches] == heights_of(pred, data.y_test)
+    with pytest.raises(TypeError, match="Comparison or a non-empty dict"):
+        ap.plot.reliability({}, data)
+
+
+def heights_of(pred, y):
+    table = ap.metrics.reliability(pred.probs, y, n_bins=10)
+    return list(table.accuracy[table.count > 0])
+
+
+@pytest.mark.parametrize("quantity", ["probability", "entropy", "mi"])
+def test_decision_surface_maps_the_predictive(moons_fits, quantity):
+    data, result = moons_fits
+    fig = ap.plot.decision_surface(result, data, quantity=quantity, n_points=20, n_samples=30)
+    panels = [ax for ax in fig.get_axes() if ax.get_title()]  # the colour bars have no title
+    assert [ax.get_title() for ax in panels] == ["HMC", "BBB"]
+    for ax, post in zip(panels, result.posteriors.values()):
+        mesh = ax.collections[0]
+        values = np.asarray(mesh.get_array()).reshape(20, 20)
+        xs = np.linspace(
+            data.x[:, 0].min() - 0.5 * np.ptp(data.x[:, 0]), data.x[:, 0].max() + 0.5 * np.ptp(data.x[:, 0]), 20
+        )
+        ys = np.linspace(
+            data.x[:, 1].min() - 0.5 * np.ptp(data.x[:, 1]), data.x[:, 1].max() + 0.5 * np.ptp(data.x[:, 1]), 20
+        )
+        corner = post.predict(np.array([[xs[0], ys[0]]]), n_samples=30, seed=0)
+        expected = {"probability": corner.probs[0, 1], "entropy": corner.entropy[0], "mi": corner.mutual_information[0]}
+        # the same draws at one grid point as over the whole grid: seeded θ, rows independent
+        assert values[0, 0] == pytest.approx(expected[quantity], rel=1e-10, abs=1e-14)
+        assert len(ax.collections) == 3  # the map and one scatter per class
+    with pytest.raises(ValueError, match="quantity"):
+        ap.plot.decision_surface(result, data, quantity="variance")
+    regression = ap.datasets.gap_regression(n=10, seed=0)
+    with pytest.raises(ValueError, match="2-D inputs"):
+        ap.plot.decision_surface(result, regression)

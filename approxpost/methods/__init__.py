@@ -5,7 +5,20 @@ from .bbb import BayesByBackprop
 from .bbvi import BBVI
 from .hmc import HMC
 from .importance import ImportanceSampling
+from .laplace import Laplace
 from .metropolis import Metropolis
 from .nuts import NUTS
+from .sgmcmc import SGHMC, SGLD
 
-__all__ = ["Method", "Metropolis", "HMC", "ImportanceSampling", "BBVI", "BayesByBackprop", "NUTS"]
+__all__ = [
+    "Method",
+    "Metropolis",
+    "HMC",
+    "ImportanceSampling",
+    "BBVI",
+    "BayesByBackprop",
+    "Laplace",
+    "SGLD",
+    "SGHMC",
+    "NUTS",
+]
