@@ -24,16 +24,31 @@ from . import (
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
 from .linearized import LaplacePosterior
-from .methods import BBVI, HMC, NUTS, SGHMC, SGLD, BayesByBackprop, ImportanceSampling, Laplace, Metropolis
+from .methods import (
+    BBVI,
+    HMC,
+    MAP,
+    NUTS,
+    SGHMC,
+    SGLD,
+    BayesByBackprop,
+    DeepEnsemble,
+    ImportanceSampling,
+    Laplace,
+    MCDropout,
+    Metropolis,
+)
 from .posteriors import (
     ClassPredictive,
     Cost,
     GaussianPosterior,
+    PointPosterior,
     Posterior,
     Predictive,
     SamplePosterior,
     WeightedPosterior,
 )
+from .weight_posteriors import DropoutPosterior, EnsemblePosterior
 
 
 def __getattr__(name):
@@ -64,6 +79,9 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "MAP",
+    "DeepEnsemble",
+    "MCDropout",
     "Laplace",
     "SGLD",
     "SGHMC",
@@ -73,6 +91,9 @@ __all__ = [
     "SamplePosterior",
     "WeightedPosterior",
     "GaussianPosterior",
+    "PointPosterior",
+    "EnsemblePosterior",
+    "DropoutPosterior",
     "Predictive",
     "ClassPredictive",
     "Cost",

@@ -21,7 +21,9 @@ __all__ = ["main", "build_model", "default_methods", "dataset_makers", "METHOD_N
 
 # Lower-case name on the command line -> label in tables and figures
 METHOD_NAMES = {"metropolis": "Metropolis", "hmc": "HMC", "is": "IS", "bbvi": "BBVI", "bbb": "BBB"}
-METHOD_NAMES.update(laplace="Laplace", sgld="SGLD", sghmc="SGHMC", nuts="NUTS")
+METHOD_NAMES.update(laplace="Laplace", sgld="SGLD", sghmc="SGHMC")
+METHOD_NAMES.update(map="MAP", ensemble="Ensemble", mc_dropout="MC dropout")
+METHOD_NAMES.update(nuts="NUTS")
 
 
 def dataset_makers() -> dict:
@@ -58,6 +60,9 @@ def default_methods() -> dict:
         "is": ap.ImportanceSampling(n_samples=100_000),
         "bbvi": ap.BBVI(n_mc=16, n_steps=10_000, learning_rate=1e-2, control_variate=True),
         "bbb": ap.BayesByBackprop(n_mc=4, n_steps=10_000, learning_rate=1e-2),
+        "map": ap.MAP(n_steps=2_000, learning_rate=1e-2),
+        "ensemble": ap.DeepEnsemble(n_members=5, n_steps=2_000, learning_rate=1e-2),
+        "mc_dropout": ap.MCDropout(p=0.1, n_steps=2_000, learning_rate=1e-2),
         # the GGN and its linearised predictive: sampled weights from a network's Laplace Gaussian make wild networks
         "laplace": ap.Laplace(hessian="ggn", n_steps=5_000, learning_rate=1e-2, linearized=True),
         # SG-MCMC has no accept step to rescue a large step: 1e-4 diverges on the gap BNN, 3e-5 does not

@@ -1,7 +1,8 @@
 """Save and load posteriors as ``.npz`` archives with JSON metadata — never pickle.
 
 A file holds the posterior's arrays (``draws``; ``particles`` and
-``log_weights``; ``mean`` and ``std`` or ``cov``), its history under
+``log_weights``; ``mean`` and ``std`` or ``cov``; ``theta``; ``members``; ``theta``, ``p``
+and ``units``), its history under
 ``history/<name>``, array-valued diagnostics under ``diagnostics/<name>``, and
 one UTF-8 JSON entry (a uint8 array) with the format marker and version, the
 class (``kind``), the approxpost version, the settings, the scalar diagnostics
@@ -19,7 +20,8 @@ import zipfile
 import numpy as np
 
 from .linearized import LaplacePosterior
-from .posteriors import Cost, GaussianPosterior, Posterior, SamplePosterior, WeightedPosterior
+from .posteriors import Cost, GaussianPosterior, PointPosterior, Posterior, SamplePosterior, WeightedPosterior
+from .weight_posteriors import DropoutPosterior, EnsemblePosterior
 
 __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
@@ -34,6 +36,9 @@ _KINDS = {
     "SamplePosterior": (SamplePosterior, {"draws"}, {"draws"}),
     "WeightedPosterior": (WeightedPosterior, {"particles", "log_weights"}, {"particles", "log_weights"}),
     "GaussianPosterior": (GaussianPosterior, {"mean", "std", "cov"}, {"mean"}),
+    "PointPosterior": (PointPosterior, {"theta"}, {"theta"}),
+    "EnsemblePosterior": (EnsemblePosterior, {"members"}, {"members"}),
+    "DropoutPosterior": (DropoutPosterior, {"theta", "p", "units"}, {"theta", "p", "units"}),
     "LaplacePosterior": (LaplacePosterior, {"mean", "std", "cov", "linearized"}, {"mean", "linearized"}),
 }
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -85,6 +90,12 @@ def _own_arrays(posterior: Posterior) -> dict:
         return {"particles": posterior.particles, "log_weights": posterior.log_weights}
     if type(posterior) is GaussianPosterior:
         return {"mean": posterior.mean, **({"std": posterior.std} if posterior.is_diagonal else {"cov": posterior.cov})}
+    if type(posterior) is PointPosterior:
+        return {"theta": posterior.theta}
+    if type(posterior) is EnsemblePosterior:
+        return {"members": posterior.members}
+    if type(posterior) is DropoutPosterior:
+        return {"theta": posterior.theta, "p": np.float64(posterior.p), "units": posterior.units}
     if type(posterior) is LaplacePosterior:
         shape = {"std": posterior.std} if posterior.is_diagonal else {"cov": posterior.cov}
         return {"mean": posterior.mean, **shape, "linearized": np.array(posterior.linearized)}
@@ -97,7 +108,8 @@ def save(posterior: Posterior, path: str | os.PathLike) -> None:
     Parameters
     ----------
     posterior
-        A ``SamplePosterior``, ``WeightedPosterior`` or ``GaussianPosterior``.
+        A ``SamplePosterior``, ``WeightedPosterior``, ``GaussianPosterior``, ``PointPosterior``,
+        ``EnsemblePosterior`` or ``DropoutPosterior``.
         Its model is not saved; pass it to :func:`load`.
     path
         The file to write (overwritten if it exists).

@@ -34,6 +34,7 @@ __all__ = [
     "SamplePosterior",
     "WeightedPosterior",
     "GaussianPosterior",
+    "PointPosterior",
 ]
 
 _MIN_DRAWS_FOR_DIAGNOSTICS = 4  # what approxpost.diagnostics.ess / rhat need per chain
@@ -469,3 +470,47 @@ class GaussianPosterior(Posterior):
 
     def __repr__(self) -> str:
         return f"GaussianPosterior(dim={self.dim}, {'diagonal' if self.is_diagonal else 'full covariance'})"
+
+
+class PointPosterior(Posterior):
+    """A single parameter vector θ̂ (e.g. the MAP estimate): a point mass, with no spread at all.
+
+    Parameters
+    ----------
+    theta
+        Shape (D,).
+    **kwargs
+        ``model``, ``diagnostics``, ``history``, ``cost``, ``settings`` (see ``Posterior``).
+
+    Notes
+    -----
+    ``mean`` is θ̂, ``std`` zeros and every draw a copy of θ̂, so its predictive
+    holds only the aleatoric noise: the overconfident baseline the Bayesian
+    methods are compared against.
+    """
+
+    def __init__(self, theta, **kwargs):
+        self._theta = _float_array("theta", theta, (1,), "(D,)")
+        self._std = np.zeros_like(self._theta)
+        self._std.flags.writeable = False
+        super().__init__(**kwargs)
+
+    @property
+    def theta(self) -> np.ndarray:
+        """The point θ̂, (D,)."""
+        return self._theta
+
+    @property
+    def mean(self) -> np.ndarray:
+        """θ̂, (D,)."""
+        return self._theta
+
+    @property
+    def std(self) -> np.ndarray:
+        """Zeros, (D,)."""
+        return self._std
+
+    def sample(self, n: int, seed=None) -> np.ndarray:
+        """``n`` copies of θ̂, (n, D); ``seed`` is accepted for the common interface and not used."""
+        as_generator(seed)  # still reject a bad seed, as every posterior does
+        return np.tile(self._theta, (_check_count("n", n), 1))

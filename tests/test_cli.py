@@ -53,7 +53,8 @@ def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
         (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons"),
         (
             ["compare", "--methods", "hmc,nope"],
-            "unknown method 'nope'; valid: all, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, nuts",
+            "unknown method 'nope'; valid: all, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, map, ensemble, "
+            "mc_dropout, nuts",
         ),
     ],
 )

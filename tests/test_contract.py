@@ -17,6 +17,9 @@ METHODS = {
     "IS": ap.ImportanceSampling(n_samples=2_000, batch_size=500),
     "BBVI": ap.BBVI(n_mc=8, n_steps=200, learning_rate=5e-2),
     "BBB": ap.BayesByBackprop(n_mc=2, n_steps=200, learning_rate=5e-2),
+    "MAP": ap.MAP(n_steps=100, learning_rate=1e-2),
+    "Ensemble": ap.DeepEnsemble(n_members=4, n_steps=100, learning_rate=1e-2, anchored=True, perturb_targets=True),
+    # MCDropout needs hidden units, which LinearRegression has none of: tests/methods/test_dropout.py covers it
     "Laplace": ap.Laplace(hessian="full", n_steps=50, n_newton=2),
     "LaplaceGGN": ap.Laplace(hessian="ggn", n_steps=50, n_newton=2, batch_size=5, linearized=True),
     "SGLD": ap.SGLD(step_size=1e-3, batch_size=10, n_samples=100, n_warmup=20, n_chains=2),
@@ -29,6 +32,8 @@ DIAGNOSTIC_KEYS = {
     "IS": {"kish_ess", "khat", "log_evidence"},
     "BBVI": {"final_elbo"},
     "BBB": {"final_elbo"},
+    "MAP": set(),
+    "Ensemble": set(),
     "Laplace": {"log_evidence"},
     "LaplaceGGN": {"log_evidence"},
     "SGLD": {"ess", "rhat"},
@@ -60,7 +65,7 @@ def test_shapes(fitted, model):
     assert isinstance(post, ap.Posterior)
     assert post.mean.shape == post.std.shape == (model.dim,)
     assert post.sample(7, seed=1).shape == (7, model.dim)
-    assert np.all(post.std > 0)
+    assert np.all(post.std > 0) or isinstance(post, ap.PointPosterior)  # MAP is a point mass
     pred = post.predict(model.x[:5], n_samples=30, seed=2)
     assert pred.samples.shape == (30, 5, 1)
     assert pred.mean.shape == pred.std.shape == (5, 1)
@@ -118,12 +123,13 @@ def test_init_is_not_modified_and_bad_init_is_refused(name, model):
         with pytest.raises(ValueError, match="init"):
             method.fit(model, seed=0, init=np.zeros(model.dim))
         return
-    init = np.zeros(model.dim)
+    lead = (method.n_members,) if isinstance(method, ap.DeepEnsemble) else ()  # one start per member
+    init = np.zeros(lead + (model.dim,))
     before = init.copy()
     method.fit(model, seed=0, init=init)
     np.testing.assert_array_equal(init, before)
     with pytest.raises(ValueError, match="init"):
-        method.fit(model, seed=0, init=np.zeros(model.dim + 3))
+        method.fit(model, seed=0, init=np.zeros(lead + (model.dim + 3,)))
 
 
 class _HalfLine(ap.models.Model):
@@ -138,7 +144,7 @@ class _HalfLine(ap.models.Model):
         return 0.0
 
 
-@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "NUTS"])
+@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "MAP", "NUTS"])
 def test_non_finite_start_is_a_clear_error(name):
     with pytest.raises(ValueError, match="not finite"):
         with np.errstate(invalid="ignore", divide="ignore"):

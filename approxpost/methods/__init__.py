@@ -3,9 +3,12 @@
 from .base import Method
 from .bbb import BayesByBackprop
 from .bbvi import BBVI
+from .dropout import MCDropout
+from .ensemble import DeepEnsemble
 from .hmc import HMC
 from .importance import ImportanceSampling
 from .laplace import Laplace
+from .map import MAP
 from .metropolis import Metropolis
 from .nuts import NUTS
 from .sgmcmc import SGHMC, SGLD
@@ -17,6 +20,9 @@ __all__ = [
     "ImportanceSampling",
     "BBVI",
     "BayesByBackprop",
+    "MAP",
+    "DeepEnsemble",
+    "MCDropout",
     "Laplace",
     "SGLD",
     "SGHMC",
