@@ -20,6 +20,7 @@ from . import (
     optim,
     references,
     targets,
+    weight_noise,
 )
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
@@ -73,6 +74,7 @@ __all__ = [
     "optim",
     "targets",
     "references",
+    "weight_noise",
     "plot",
     "Metropolis",
     "HMC",
