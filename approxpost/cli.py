@@ -8,6 +8,10 @@ prints a progress bar per method and the metrics table, and writes
 ``table.md``, ``bands.png`` and ``grad_variance.png`` into ``--out``. On the
 classification data set ``moons`` it writes ``decision_surface.png`` (class
 probability), ``entropy.png`` and ``reliability.png`` instead of ``bands.png``.
+When the package stores a reference posterior for the data set
+(:func:`approxpost.references.available`) and it was made from the same
+``--seed``, the table gets each method's distance to it; ``--no-reference``
+leaves it out.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import os
 import sys
 import time
 
-__all__ = ["main", "build_model", "default_methods", "dataset_makers", "METHOD_NAMES"]
+__all__ = ["main", "build_model", "default_methods", "dataset_makers", "stored_reference", "METHOD_NAMES"]
 
 # Lower-case name on the command line -> label in tables and figures
 METHOD_NAMES = {"metropolis": "Metropolis", "hmc": "HMC", "is": "IS", "bbvi": "BBVI", "bbb": "BBB"}
@@ -107,7 +111,31 @@ def _parser() -> argparse.ArgumentParser:
         "--budget", type=int, default=None, help="model evaluations per method (default: each method's own settings)"
     )
     compare.add_argument("--quiet", action="store_true", help="no progress bars")
+    compare.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="leave out the distances to the stored reference posterior (default: use it when there is one)",
+    )
     return parser
+
+
+def stored_reference(dataset: str, seed: int):
+    """The stored reference posterior of built-in data set ``dataset`` drawn with ``seed``, or None, and why not.
+
+    A reference is a posterior given one draw of the data: another ``--seed``
+    makes other data, and its distances would measure nothing.
+    """
+    from . import references
+
+    if dataset not in references.available():
+        return None, f"no stored reference for {dataset}"
+    reference = references.load(dataset)
+    made_with = reference.settings.get("seed")
+    if made_with != seed:
+        return None, f"the stored {dataset} reference is for --seed {made_with}, not {seed}"
+    shape, rhat = reference.draws.shape, reference.diagnostics["f_rhat_max"]
+    return reference, f"stored NUTS reference ({shape[0]} chains × {shape[1]} draws, R-hat of f(x_test) ≤ {rhat:.3f})"
 
 
 def _within_budget(label: str, method, budget: int):
@@ -153,9 +181,11 @@ def run_compare(args) -> int:
     data = makers[args.dataset](seed=args.seed)
     model = build_model(data)
     classifier = is_classifier(model)
+    reference, why = stored_reference(args.dataset, args.seed) if args.reference else (None, "--no-reference")
     print(
         f"approxpost {ap.__version__}: {len(methods)} methods on {data.name} ({len(data.x)} points, D={model.dim}), seed {args.seed}"
     )
+    print(f"distances to a reference: {'yes, ' if reference is not None else 'no, '}{why}")
     start = time.perf_counter()
     ood = getattr(data, "x_ood", None) if classifier else None  # data sets that come with out-of-distribution inputs
     result = ap.compare(
@@ -167,11 +197,15 @@ def run_compare(args) -> int:
         progress=not args.quiet,
         gap=None if classifier else data.gap,
         ood=ood,
+        reference=reference,
     )
     table = result.to_markdown()
     print(table)
     with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(f"Dataset `{data.name}`, seed {args.seed}, budget {args.budget or 'default'}.\n\n{table}\n")
+        against = f" Distances to the {why}." if reference is not None else ""
+        handle.write(
+            f"Dataset `{data.name}`, seed {args.seed}, budget {args.budget or 'default'}.{against}\n\n{table}\n"
+        )
     if classifier:
         figures = {"reliability.png": plot.reliability(result, data)}
         if data.x.ndim == 2 and data.x.shape[1] == 2:
