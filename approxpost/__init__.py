@@ -8,7 +8,19 @@ autodiff (:mod:`approxpost.autodiff`).
 
 __version__ = "0.1.0"
 
-from . import autodiff, datasets, diagnostics, distributions, estimators, metrics, models, nn, optim, targets
+from . import (
+    autodiff,
+    datasets,
+    diagnostics,
+    distributions,
+    estimators,
+    metrics,
+    models,
+    nn,
+    optim,
+    targets,
+    weight_noise,
+)
 from .compare import Comparison, compare, gradient_variance_curves
 from .io import load
 from .linearized import LaplacePosterior
@@ -59,6 +71,7 @@ __all__ = [
     "nn",
     "optim",
     "targets",
+    "weight_noise",
     "plot",
     "Metropolis",
     "HMC",

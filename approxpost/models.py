@@ -50,6 +50,9 @@ class Model:
     dim: int = 0
     n_data: int | None = None
     noise_std: float | None = None
+    #: replay the recorded graph in ``log_joint_and_grad`` (``ad.Tape``): only for a log joint whose
+    #: graph depends on θ's shape alone, with data that is not reassigned after the first call
+    replay_graph: bool = False
 
     def __init__(self):
         pass
@@ -103,7 +106,16 @@ class Model:
         own gradient.
         """
         theta = self.check_theta(theta)
-        value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
+        tape = None
+        if self.replay_graph and idx is None:
+            tapes = self.__dict__.setdefault("_tapes", {})
+            if theta.shape not in tapes:
+                tapes[theta.shape] = ad.Tape(self.log_joint, theta)
+            tape = tapes[theta.shape]
+        if tape is not None and tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
+            value, pullback = tape.vjp(theta)
+        else:
+            value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
         value = self._check_output(np.asarray(value), theta)
         gradient = pullback(np.ones(value.shape))
         return (float(value) if theta.ndim == 1 else value), gradient
@@ -145,6 +157,9 @@ class Model:
 class Regression(Model):
     """Bayesian neural-network regression: y = f(x; θ) + ε, ε ~ N(0, noise_std²), θ ~ N(0, prior_std² I).
 
+    The graph of the log joint depends on θ's shape alone, so
+    ``log_joint_and_grad`` replays it (``replay_graph``).
+
     Parameters
     ----------
     net
@@ -157,6 +172,8 @@ class Regression(Model):
     prior_std
         Prior standard deviation s of every weight.
     """
+
+    replay_graph = True
 
     def __init__(self, net, x, y, noise_std: float = 0.1, prior_std: float = 1.0):
         super().__init__()

@@ -1,10 +1,15 @@
-"""Benchmark: ``log_joint_and_grad`` of a BNN regression vs a hand-fused NumPy forward/backward.
+"""Benchmark: ``log_joint_and_grad`` on the course's models vs a hand-fused NumPy reference, one run.
 
-Model: ``Regression(MLP([1, 50, 50, 1], "tanh"))`` on N = 100 points (D = 2701),
-at S = 1 parameter vector and at a batch of S = 64. The reference is the same
-log joint and gradient written out by hand in NumPy (no graph, no closures):
-the cost floor for this computation in NumPy. Both are timed in the same run,
-interleaved, best of several repeats. Run: ``python bench/autodiff.py``.
+Rows: the BNN ``Regression(MLP([1, 50, 50, 1], "tanh"))`` on N = 100 points
+(D = 2701) at one θ and at S = 64; ``LinearRegression`` with D = 11 at one θ;
+the 2-D ``Banana`` target at one θ. Each row times, interleaved in the same
+run and as medians of ``--repeats``: the hand-fused NumPy reference (no
+graph, the floor for the computation in NumPy), approxpost on the plain graph
+and on the replayed tape (``Model.replay_graph``), and JAX jit / PyTorch eager
+when they are importable (never a dependency). Ratios are to the hand-fused
+time of the same row. ``--activations`` adds the per-element cost of tanh,
+exp and the expm1 / guarded-exp forms of tanh that were measured before
+keeping ``np.tanh``. Run: ``python bench/autodiff.py``.
 """
 
 from __future__ import annotations
@@ -13,32 +18,222 @@ import argparse
 import timeit
 
 import numpy as np
-from reference import deep_regression, hand_log_joint_and_grad
+from reference import (
+    LOG_2PI,
+    deep_regression,
+    hand_banana_log_joint_and_grad,
+    hand_linear_log_joint_and_grad,
+    hand_log_joint_and_grad,
+    interleaved_medians,
+    linear_regression,
+)
+
+import approxpost as ap
 
 
-def best_time(fn, repeats: int, number: int) -> float:
-    return min(timeit.repeat(fn, repeat=repeats, number=number)) / number
+def plain(model):
+    """``model.log_joint_and_grad`` with the replay switched off (for this instance only)."""
+
+    def call(theta):
+        model.replay_graph = False
+        try:
+            return model.log_joint_and_grad(theta)
+        finally:
+            del model.replay_graph
+
+    return call
+
+
+def replayed(model):
+    """``model.log_joint_and_grad`` with the replay switched on (the default for regressions)."""
+    model.replay_graph = True
+    return model.log_joint_and_grad
+
+
+# --- optional framework rows: only when importable, never a dependency ----------------
+
+
+def jax_rows(model, kind, theta):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return {}
+    jax.config.update("jax_enable_x64", True)
+    if kind == "mlp":
+        x, y, slices = jnp.asarray(model.x), jnp.asarray(model.y), model.net.slices
+        s2, n2 = model.prior_std**2, model.noise_std**2
+
+        def log_joint(t):
+            h = x
+            for i, ((w0, w1, w_shape), (b0, b1, _)) in enumerate(slices):
+                h = h @ t[w0:w1].reshape(w_shape) + t[b0:b1]
+                h = jnp.tanh(h) if i < len(slices) - 1 else h
+            log_lik = -0.5 * jnp.sum((y - h) ** 2) / n2 - y.size * (0.5 * np.log(n2) + 0.5 * LOG_2PI)
+            return log_lik - 0.5 * jnp.sum(t * t) / s2 - t.size * (0.5 * np.log(s2) + 0.5 * LOG_2PI)
+
+    elif kind == "linear":
+        design, yv, sigma, s2 = (
+            jnp.asarray(model.design),
+            jnp.asarray(model.y[:, 0]),
+            model.noise_std,
+            model.prior_std**2,
+        )
+
+        def log_joint(t):
+            r = (yv - design @ t) / sigma
+            return -0.5 * r @ r - 0.5 * t @ t / s2 - yv.size * np.log(sigma) - t.size * 0.5 * np.log(s2)
+
+    else:
+        a, b = model.scale, model.curvature
+
+        def log_joint(t):
+            ridge = t[1] - b * (t[0] ** 2 - a * a)
+            return -0.5 * (t[0] / a) ** 2 - 0.5 * ridge**2 - np.log(a) - LOG_2PI
+
+    value_and_grad = jax.value_and_grad(log_joint)
+    fn = jax.jit(jax.vmap(value_and_grad) if theta.ndim == 2 else value_and_grad)
+    t = jnp.asarray(theta)
+    jax.block_until_ready(fn(t))
+    label = "JAX jit vmap" if theta.ndim == 2 else "JAX jit"
+    return {label: lambda: jax.block_until_ready(fn(t))}
+
+
+def torch_rows(model, kind, theta):
+    try:
+        import torch
+    except ImportError:
+        return {}
+    torch.set_num_threads(1)  # its two-thread pool spin-waits itself to a standstill on a shared 2-core machine
+    if kind == "mlp":
+        x, y = torch.from_numpy(model.x), torch.from_numpy(model.y)
+        s2, n2, slices = model.prior_std**2, model.noise_std**2, model.net.slices
+        lead = theta.shape[:-1]
+
+        def log_joint(t):
+            h = x
+            for i, ((w0, w1, w_shape), (b0, b1, _)) in enumerate(slices):
+                bias = t[..., b0:b1].reshape(lead + ((1,) if lead else ()) + (-1,))
+                h = h @ t[..., w0:w1].reshape(lead + w_shape) + bias
+                h = torch.tanh(h) if i < len(slices) - 1 else h
+            log_lik = -0.5 * ((y - h) ** 2).sum(dim=(-2, -1)) / n2
+            return (log_lik - 0.5 * (t * t).sum(-1) / s2).sum()
+
+    elif kind == "linear":
+        design, yv, sigma, s2 = (
+            torch.from_numpy(model.design),
+            torch.from_numpy(model.y[:, 0]),
+            model.noise_std,
+            model.prior_std**2,
+        )
+
+        def log_joint(t):
+            r = (yv - design @ t) / sigma
+            return -0.5 * r @ r - 0.5 * t @ t / s2
+
+    else:
+        a, b = model.scale, model.curvature
+
+        def log_joint(t):
+            ridge = t[1] - b * (t[0] ** 2 - a * a)
+            return -0.5 * (t[0] / a) ** 2 - 0.5 * ridge**2
+
+    base = torch.from_numpy(np.array(theta))
+
+    def call():
+        t = base.clone().requires_grad_(True)
+        value = log_joint(t)
+        value.backward()
+        return value.detach(), t.grad
+
+    return {"PyTorch eager": call}
+
+
+# --- the rows -------------------------------------------------------------------------
+
+
+def rows(rng):
+    deep, linear, banana = deep_regression(), linear_regression(), ap.targets.Banana()
+    theta64 = deep.init(rng, 64)
+    return [
+        ("BNN D=2701, one θ", deep, "mlp", theta64[0], lambda t: hand_log_joint_and_grad(deep, t[None]), 300),
+        ("BNN D=2701, S=64", deep, "mlp", theta64, lambda t: hand_log_joint_and_grad(deep, t), 10),
+        (
+            "linear D=11, one θ",
+            linear,
+            "linear",
+            rng.standard_normal(11),
+            lambda t: hand_linear_log_joint_and_grad(linear, t),
+            3000,
+        ),
+        (
+            "banana 2-D, one θ",
+            banana,
+            "banana",
+            np.array([0.3, -0.2]),
+            lambda t: hand_banana_log_joint_and_grad(banana, t),
+            5000,
+        ),
+    ]
+
+
+def check(ours, reference, theta):
+    value, grad = ours(theta)
+    ref_value, ref_grad = reference(theta)
+    assert np.allclose(value, ref_value, rtol=1e-10) and np.allclose(
+        grad, np.reshape(ref_grad, np.shape(grad)), rtol=1e-8, atol=1e-8
+    ), "the computations disagree"
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--activations", action="store_true", help="also time tanh / exp per element")
     args = parser.parse_args(argv)
-    model = deep_regression()
     rng = np.random.default_rng(1)
-    print(f"log_joint_and_grad, Regression(MLP([1, 50, 50, 1])), N=100, D={model.dim}, float64")
-    print(f"{'S':>4} {'hand-fused':>12} {'approxpost':>12} {'ratio':>7}")
-    for batch, number in ((1, 300), (64, 20)):
-        theta = model.init(rng, batch)
-        value, grad = model.log_joint_and_grad(theta)
-        ref_value, ref_grad = hand_log_joint_and_grad(model, theta)
-        assert np.allclose(value, ref_value) and np.allclose(grad, ref_grad), "the two computations disagree"
-        single = theta[0] if batch == 1 else theta
-        ref_t = ours_t = np.inf
-        for _ in range(args.repeats):  # interleaved so drift hits both alike
-            ref_t = min(ref_t, best_time(lambda: hand_log_joint_and_grad(model, theta), 1, number))
-            ours_t = min(ours_t, best_time(lambda: model.log_joint_and_grad(single), 1, number))
-        print(f"{batch:>4} {ref_t * 1e6:>10.0f}µs {ours_t * 1e6:>10.0f}µs {ours_t / ref_t:>7.2f}")
+    print(f"log_joint_and_grad, float64, medians of {args.repeats} interleaved repeats; ratio = time / hand-fused time")
+    print(f"{'row':<20} {'variant':<15} {'time':>10} {'ratio':>7}")
+    for name, model, kind, theta, reference, number in rows(rng):
+        fns = {"hand-fused": lambda: reference(theta)}
+        for label, ours in (("approxpost plain", plain(model)), ("approxpost tape", replayed(model))):
+            check(ours, reference, theta)
+            fns[label] = (lambda f: lambda: f(theta))(ours)
+        fns.update(jax_rows(model, kind, theta))
+        fns.update(torch_rows(model, kind, theta))
+        medians = interleaved_medians(fns, number, args.repeats)
+        for label, seconds in medians.items():
+            print(f"{name:<20} {label:<16} {seconds * 1e6:>8.1f}µs {seconds / medians['hand-fused']:>7.2f}")
+    if args.activations:
+        activations()
+
+
+def activations(n: int = 64 * 100 * 50) -> None:
+    """ns per element of the ops a tanh network spends its elementwise time in (an S=64 hidden layer)."""
+    x = np.random.default_rng(0).standard_normal(n) * 2.0
+    out = np.empty_like(x)
+
+    def tanh_expm1(x):
+        e = np.expm1(-2.0 * np.abs(x))
+        return np.copysign(-e / (e + 2.0), x)
+
+    def tanh_exp(x):  # cancels for small |x|: shown for speed only
+        e = np.exp(-2.0 * np.abs(x))
+        return np.copysign((1.0 - e) / (1.0 + e), x)
+
+    ops = {
+        "np.tanh": lambda: np.tanh(x, out=out),
+        "np.exp": lambda: np.exp(x, out=out),
+        "np.expm1": lambda: np.expm1(x, out=out),
+        "tanh via expm1": lambda: tanh_expm1(x),
+        "tanh via exp": lambda: tanh_exp(x),
+        "ad.sigmoid": lambda: ap.autodiff.sigmoid(x),
+        "ad.softplus": lambda: ap.autodiff.softplus(x),
+        "multiply": lambda: np.multiply(x, x, out=out),
+    }
+    print(f"\nper element over {n} float64 (an S=64 hidden layer), median of 9")
+    for label, fn in ops.items():
+        seconds = np.median(timeit.repeat(fn, number=10, repeat=9)) / 10
+        print(f"  {label:<16} {seconds / n * 1e9:6.2f} ns")
 
 
 if __name__ == "__main__":

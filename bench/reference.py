@@ -7,11 +7,22 @@ scripts beside it (``python bench/<script>.py`` puts this folder on the path).
 
 from __future__ import annotations
 
+import statistics
+import time
+
 import numpy as np
 
 import approxpost as ap
 
-__all__ = ["LOG_2PI", "deep_regression", "hand_log_joint_and_grad"]
+__all__ = [
+    "LOG_2PI",
+    "deep_regression",
+    "linear_regression",
+    "hand_log_joint_and_grad",
+    "hand_linear_log_joint_and_grad",
+    "hand_banana_log_joint_and_grad",
+    "interleaved_medians",
+]
 
 LOG_2PI = np.log(2 * np.pi)
 
@@ -55,3 +66,45 @@ def hand_log_joint_and_grad(model, theta):
         if i > 0:
             delta = (delta @ np.swapaxes(layers[i][0], 1, 2)) * (1.0 - h * h)
     return log_lik + log_prior, grad
+
+
+def linear_regression(n: int = 100, p: int = 10, seed: int = 0):
+    """``LinearRegression`` on n points with p features and an intercept (D = p + 1 = 11)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p))
+    y = x @ rng.standard_normal(p) + 0.5 + 0.1 * rng.standard_normal(n)
+    return ap.models.LinearRegression(x, y, noise_std=0.1, prior_std=1.0)
+
+
+def hand_linear_log_joint_and_grad(model, theta):
+    """log N(y | Xθ, σ²I) + log N(θ | 0, s²I) and its gradient Xᵀr/σ - θ/s², r = (y - Xθ)/σ, for θ (D,)."""
+    design, y, sigma, s2 = model.design, model.y[:, 0], model.noise_std, model.prior_std**2
+    residual = (y - design @ theta) / sigma
+    constant = -y.size * (np.log(sigma) + 0.5 * LOG_2PI) - theta.size * 0.5 * (np.log(s2) + LOG_2PI)
+    value = -0.5 * (residual @ residual) - 0.5 * (theta @ theta) / s2 + constant
+    return value, design.T @ residual / sigma - theta / s2
+
+
+def hand_banana_log_joint_and_grad(target, theta):
+    """The banana's log density and gradient, θ (2,): ridge r = θ₂ - b(θ₁² - a²)."""
+    a, b = target.scale, target.curvature
+    t1, t2 = theta
+    ridge = t2 - b * (t1 * t1 - a * a)
+    value = -0.5 * (t1 / a) ** 2 - 0.5 * ridge * ridge - np.log(a) - LOG_2PI
+    return value, np.array([-t1 / (a * a) + 2.0 * b * t1 * ridge, -ridge])
+
+
+def interleaved_medians(fns: dict, number: int, repeats: int) -> dict:
+    """Median seconds per call of each function, timing ``number`` calls of each in turn, ``repeats`` times.
+
+    Interleaving makes load from elsewhere on a shared machine hit every
+    function alike, and the median discards the repeats it hit hardest.
+    """
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times[name].append((time.perf_counter() - start) / number)
+    return {name: statistics.median(t) for name, t in times.items()}

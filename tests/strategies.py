@@ -228,3 +228,59 @@ def draw_probabilities(draw, max_draws: int = 5, max_n: int = 4, max_classes: in
 def mlp_layer_sizes(max_width: int = 5, max_layers: int = 4):
     """Widths from input to output of a small MLP: 2 to ``max_layers`` entries in 1..``max_width``."""
     return st.lists(st.integers(1, max_width), min_size=2, max_size=max_layers)
+
+
+# --- convolutions ------------------------------------------------------------------
+
+__all__ += ["conv_cases", "pool_cases", "CONV_LAYOUTS"]
+
+# which operands carry a leading θ axis S: neither, the images, the filters, or both (one of them maybe S = 1)
+CONV_LAYOUTS = ("plain", "x", "w", "both", "x1", "w1")
+
+
+@st.composite
+def conv_cases(draw, layouts=CONV_LAYOUTS):
+    """``(x_shape, w_shape, stride, padding)`` for ``ad.conv2d``: small images, kernels, strides and paddings.
+
+    The kernel never exceeds the padded image, ``"same"`` comes with stride 1,
+    and a leading S is put on x, w or both as ``layouts`` allows.
+    """
+    n, c, o, s = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(2, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(st.sampled_from([0, 1, 2, "same"]))
+    stride = 1 if padding == "same" else draw(st.integers(1, 2))
+    pad = 0 if padding == "same" else padding
+    h = draw(st.integers(max(1, kh - 2 * pad), 6))
+    w = draw(st.integers(max(1, kw - 2 * pad), 6))
+    x_shape, w_shape = (n, c, h, w), (o, c, kh, kw)
+    layout = draw(st.sampled_from(layouts))
+    x_lead = {"x": (s,), "both": (s,), "x1": (1,), "w1": (s,)}.get(layout, ())
+    w_lead = {"w": (s,), "both": (s,), "x1": (s,), "w1": (1,)}.get(layout, ())
+    return x_lead + x_shape, w_lead + w_shape, stride, padding
+
+
+@st.composite
+def pool_cases(draw):
+    """``(x_shape, size)`` for the pools: 0-3 leading axes and H, W that may leave rows/columns over."""
+    size = draw(st.integers(1, 3))
+    lead = draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3))
+    h, w = draw(st.integers(size, 7)), draw(st.integers(size, 7))
+    return lead + (h, w), size
+
+
+@st.composite
+def cnn_configs(draw):
+    """Keyword arguments for ``nn.CNN``: 0-2 conv blocks on images big enough for their poolings, 0-2 dense layers."""
+    n_blocks = draw(st.integers(0, 2))
+    size = st.integers(2**n_blocks, 2**n_blocks + 3)
+    return {
+        "input_shape": (draw(st.integers(1, 2)), draw(size), draw(size)),
+        "channels": tuple(draw(st.lists(st.integers(1, 3), min_size=n_blocks, max_size=n_blocks))),
+        "kernel_size": draw(st.sampled_from([1, 2, 3, (3, 2)])),
+        "hidden": tuple(draw(st.lists(st.integers(1, 4), max_size=2))),
+        "n_outputs": draw(st.integers(1, 3)),
+        "activation": draw(st.sampled_from(["relu", "tanh"])),
+    }
+
+
+__all__ += ["cnn_configs"]

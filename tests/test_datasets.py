@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from approxpost._rng import as_generator
-from approxpost.datasets import DATASETS, Dataset, blundell_curve, gap_regression, linear
+from approxpost.datasets import DATASETS, Dataset, blundell_curve, digits, gap_regression, linear
 
 
 def assert_same(a: Dataset, b: Dataset):
@@ -107,3 +107,74 @@ def test_other_seeds_are_a_type_error(seed):
         TypeError, match=rf"seed must be an int, a numpy.random.Generator or None, got {type(seed).__name__}"
     ):
         as_generator(seed)
+
+
+# --- digits ----------------------------------------------------------------------
+
+
+def test_digits_file_equals_scikit_learns_copy():
+    """The shipped uint8 file holds exactly the pixels and labels of sklearn.datasets.load_digits."""
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    data = digits(n_train=1000, seed=0)
+    x = np.concatenate([data.x, data.x_test]) * 16.0
+    y = np.concatenate([data.y, data.y_test])
+    order = as_generator(0).permutation(1797)  # undo the split: the data set's rows are in the file's order
+    np.testing.assert_array_equal(x[np.argsort(order)][:, 0], reference.images)
+    np.testing.assert_array_equal(y[np.argsort(order)], reference.target)
+
+
+@pytest.mark.parametrize("n_train", [1, 1000, 1796])
+def test_digits_shapes_ranges_and_split(n_train):
+    data = digits(n_train=n_train, seed=0)
+    n_test = 1797 - n_train
+    assert data.x.shape == (n_train, 1, 8, 8) and data.x_test.shape == (n_test, 1, 8, 8)
+    assert data.y.shape == (n_train,) and data.y_test.shape == (n_test,)
+    assert data.x.dtype == np.float64 and data.y.dtype == np.int64
+    for x in (data.x, data.x_test, data.x_ood):
+        assert x.min() >= 0.0 and x.max() <= 1.0
+        assert np.all(np.isin(np.round(x * 16.0, 12), np.arange(17)))  # counts 0..16 scaled by 1/16
+    assert np.all((data.y >= 0) & (data.y <= 9)) and np.all((data.y_test >= 0) & (data.y_test <= 9))
+    assert data.name == "digits" and data.noise_std == 0.0 and data.gap is None
+
+
+def test_digits_split_is_a_seeded_partition_with_every_class():
+    data = digits(n_train=1000, seed=3)
+    again = digits(n_train=1000, seed=np.random.default_rng(3))
+    for field in ("x", "y", "x_test", "y_test", "x_ood"):
+        np.testing.assert_array_equal(getattr(data, field), getattr(again, field))
+    assert not np.array_equal(data.y, digits(n_train=1000, seed=4).y)
+    # train and test together are the 1797 images, each once: the class counts add up to the file's
+    counts = np.bincount(data.y, minlength=10) + np.bincount(data.y_test, minlength=10)
+    np.testing.assert_array_equal(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+    assert np.all(np.bincount(data.y, minlength=10) > 0)
+
+
+def test_digits_ood_images_are_the_test_images_with_their_pixels_shuffled():
+    data = digits(n_train=1500, seed=0)
+    assert data.x_ood.shape == data.x_test.shape
+    flat_ood, flat_test = data.x_ood.reshape(len(data.x_ood), -1), data.x_test.reshape(len(data.x_test), -1)
+    # each image keeps exactly its own pixel values, so its ink and histogram, but not their places
+    np.testing.assert_array_equal(np.sort(flat_ood, axis=1), np.sort(flat_test, axis=1))
+    moved = np.mean(flat_ood != flat_test, axis=1)
+    assert np.all(moved > 0.3)  # most of each image's pixels changed place
+
+
+@pytest.mark.parametrize(
+    "n_train, message",
+    [
+        (0, "a positive integer"),
+        (2.5, "a positive integer"),
+        (True, "a positive integer"),
+        ("10", "a positive integer"),
+        (1797, "at most 1796"),
+    ],
+)
+def test_digits_rejects_a_bad_n_train(n_train, message):
+    with pytest.raises(ValueError, match=f"n_train must be {message}"):
+        digits(n_train=n_train)
+
+
+def test_regression_data_sets_have_no_ood_set():
+    assert gap_regression(seed=0).x_ood is None

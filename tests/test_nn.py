@@ -2,12 +2,15 @@
 
 import numpy as np
 import pytest
+import scipy.signal
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import cnn_configs
 
 from approxpost import autodiff as ad
+from approxpost.datasets import digits
 from approxpost.models import Regression
-from approxpost.nn import MLP
+from approxpost.nn import CNN, MLP
 
 GRAD_TOL = 1e-6
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0)}
@@ -162,3 +165,193 @@ def test_bad_layer_sizes(sizes):
 def test_bad_activation(activation):
     with pytest.raises(ValueError, match="activation"):
         MLP([1, 2, 1], activation=activation)
+
+
+# --- CNN -------------------------------------------------------------------------
+
+
+def reference_cnn_forward(config, theta, x):
+    """The CNN read straight off its documented layout, with scipy.signal.correlate and explicit windows."""
+    act = ACTIVATIONS[config["activation"]]
+    kh, kw = (config["kernel_size"],) * 2 if isinstance(config["kernel_size"], int) else config["kernel_size"]
+    c, h, w = config["input_shape"]
+    offset, out = 0, x
+    for o in config["channels"]:
+        filters = theta[offset : offset + o * c * kh * kw].reshape(o, c, kh, kw)
+        offset += o * c * kh * kw
+        bias = theta[offset : offset + o]
+        offset += o
+        top, left = (kh - 1) // 2, (kw - 1) // 2  # "same": the extra row/column of an even kernel at the bottom/right
+        xp = np.pad(out, ((0, 0), (0, 0), (top, kh - 1 - top), (left, kw - 1 - left)))
+        z = np.array(
+            [
+                [
+                    sum(scipy.signal.correlate(xp[n, k], filters[j, k], mode="valid") for k in range(c)) + bias[j]
+                    for j in range(o)
+                ]
+                for n in range(len(x))
+            ]
+        )
+        a = act(z)[..., : h // 2 * 2, : w // 2 * 2]
+        out = a.reshape(len(x), o, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+        c, h, w = o, h // 2, w // 2
+    widths = [c * h * w, *config["hidden"], config["n_outputs"]]
+    dense = reference_forward(widths, config["activation"], theta[offset:], out.reshape(len(x), -1))
+    return dense
+
+
+@given(config=cnn_configs(), n=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_cnn_forward_matches_the_documented_layout(config, n, seed):
+    rng = np.random.default_rng(seed)
+    net = CNN(**config)
+    theta, x = rng.standard_normal(net.dim), rng.standard_normal((n, *config["input_shape"]))
+    out = net.forward(theta, x)
+    assert out.shape == (n, config["n_outputs"])
+    np.testing.assert_allclose(out, reference_cnn_forward(config, theta, x), rtol=1e-11, atol=1e-12)
+
+
+@given(config=cnn_configs(), n_samples=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_cnn_batched_forward_rows_equal_single_forwards(config, n_samples, seed):
+    rng = np.random.default_rng(seed)
+    net = CNN(**config)
+    theta, x = rng.standard_normal((n_samples, net.dim)), rng.standard_normal((4, *config["input_shape"]))
+    batched = net.forward(theta, x)
+    assert batched.shape == (n_samples, 4, config["n_outputs"])
+    for s in range(n_samples):
+        np.testing.assert_allclose(batched[s], net.forward(theta[s], x), rtol=1e-12, atol=1e-13)
+
+
+def test_cnn_layers_tile_theta_and_default_dim():
+    net = CNN()
+    assert net.dim == 6058 and net.input_shape == (1, 8, 8) and net.n_outputs == 10 and net.feature_shape == (16, 2, 2)
+    assert [layer.kind for layer in net.layers] == ["conv", "conv", "dense", "dense"]
+    assert [layer.fan_in for layer in net.layers] == [9, 72, 64, 64]
+    pieces = [piece for layer in net.layers for piece in (layer.weight, layer.bias)]
+    assert pieces[0][0] == 0 and pieces[-1][1] == net.dim
+    for (_, stop, _), (start, _, _) in zip(pieces[:-1], pieces[1:]):
+        assert stop == start  # contiguous, in order
+    for start, stop, shape in pieces:
+        assert stop - start == np.prod(shape)
+    assert net.slices == [(layer.weight, layer.bias) for layer in net.layers]
+
+
+def test_cnn_one_filter_tap_and_bias_show_in_the_forward_pass():
+    """A 1-channel block with a 3×3 filter whose only nonzero tap is the centre, then the identity dense map."""
+    net = CNN(input_shape=(1, 4, 4), channels=(1,), kernel_size=3, hidden=(), n_outputs=4, activation="relu")
+    # layout: filter (1, 1, 3, 3) at 0:9, conv bias at 9, dense W (4, 4) at 10:26, dense b at 26:30
+    theta = np.zeros(net.dim)
+    theta[4] = 2.0  # the centre tap: the conv doubles the image
+    theta[9] = -0.5  # conv bias, before the relu
+    theta[10:26] = np.eye(4).ravel()
+    theta[26:30] = [0.0, 0.0, 0.0, 1.0]
+    x = np.arange(16.0).reshape(1, 1, 4, 4) / 8.0
+    pooled = np.maximum(2.0 * x[0, 0] - 0.5, 0.0).reshape(2, 2, 2, 2).max(axis=(1, 3)).ravel()
+    np.testing.assert_allclose(net.forward(theta, x)[0], pooled + [0, 0, 0, 1], rtol=1e-15)
+
+
+def test_cnn_forward_builds_a_graph_only_for_a_var():
+    net = CNN(input_shape=(1, 4, 4), channels=(2,), hidden=(3,), n_outputs=2)
+    theta = net.init(np.random.default_rng(0), 1)[0]
+    assert isinstance(net.forward(theta, np.ones((3, 1, 4, 4))), np.ndarray)
+    assert isinstance(net.forward(ad.Var(theta), np.ones((3, 1, 4, 4))), ad.Var)
+
+
+def test_cnn_init_scales_are_fan_in():
+    net = CNN()
+    theta = net.init(np.random.default_rng(0), n=8)
+    assert theta.shape == (8, net.dim)
+    for layer in net.layers:
+        (w0, w1, _), (b0, b1, _) = layer.weight, layer.bias
+        for values, variance in ((theta[:, w0:w1].ravel(), 1.0 / layer.fan_in), (theta[:, b0:b1].ravel(), 0.01)):
+            assert abs(values.var(ddof=1) - variance) < 4 * variance * np.sqrt(2.0 / (values.size - 1))
+    np.testing.assert_array_equal(theta, net.init(np.random.default_rng(0), n=8))
+
+
+def kink_margins(net, theta, x):
+    """Smallest |relu pre-activation| and smallest gap between a pooling window's top two values, over θ rows."""
+    relu_margin, pool_margin = np.inf, np.inf
+    h = x
+    for i, (weight, bias) in enumerate(net.unflatten(theta)):
+        z = np.asarray(net.layer_linear(i, h, weight, bias))
+        if i < len(net.layers) - 1 and net.activation == "relu":
+            relu_margin = min(relu_margin, float(np.min(np.abs(z))))
+        if net.layers[i].kind == "conv":
+            a = np.tanh(z) if net.activation == "tanh" else np.maximum(z, 0.0)
+            ho, wo = a.shape[-2] // 2, a.shape[-1] // 2
+            windows = a[..., : 2 * ho, : 2 * wo].reshape(*a.shape[:-2], ho, 2, wo, 2).swapaxes(-3, -2)
+            windows = np.sort(windows.reshape(*a.shape[:-2], ho, wo, 4), axis=-1)
+            gaps = windows[..., -1] - windows[..., -2]
+            # relu zeros tie but pass no gradient; exact ties elsewhere are identical patches (a digit's blank
+            # background), the same function of θ, so they stay tied under any perturbation
+            near = gaps[(windows[..., -1] > 0) & (gaps > 0)]
+            pool_margin = min(pool_margin, float(np.min(near)) if near.size else np.inf)
+        h = net.layer_output(i, z)
+    return relu_margin, pool_margin
+
+
+@pytest.mark.parametrize("activation, seed", [("tanh", 48), ("relu", 194)])
+def test_cnn_gradient_of_a_softmax_log_likelihood_single_and_batched(activation, seed):
+    """∇ of Σ log_softmax(f(x; θ))[y] against central differences, at θ away from relu and max-pool kinks.
+
+    A difference that crosses a kink is wrong by O(1), so each seed was picked
+    (out of 200) for the largest margin to any kink; the assert keeps it honest.
+    """
+    rng = np.random.default_rng(seed)
+    net = CNN(input_shape=(1, 6, 6), channels=(2, 3), kernel_size=3, hidden=(4,), n_outputs=3, activation=activation)
+    x, y = rng.random((3, 1, 6, 6)), rng.integers(0, 3, size=3)
+    onehot = np.eye(3)[y]
+    theta = net.init(rng, 3)
+    assert min(kink_margins(net, theta, x)) > 2e-3
+
+    def log_lik(t):
+        return ad.sum(ad.log_softmax(net.forward(t, x)) * onehot)
+
+    for s in range(3):
+        assert ad.check_grad(log_lik, theta[s], seed=0) < GRAD_TOL
+    assert ad.check_grad(log_lik, theta, seed=0) < GRAD_TOL
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_shape": (8, 8)}, "input_shape must be"),
+        ({"input_shape": (1, 8, 0)}, "input_shape must be"),
+        ({"channels": (8, 0)}, "channels must be"),
+        ({"channels": 8}, "channels must be"),
+        ({"kernel_size": 0}, "kernel_size must be"),
+        ({"kernel_size": (3, 3, 3)}, "kernel_size must be"),
+        ({"hidden": (64, -1)}, "hidden must be"),
+        ({"n_outputs": 0}, "n_outputs must be"),
+        ({"activation": "gelu"}, "activation must be"),
+        ({"channels": (4, 4, 4, 4)}, "too small"),
+    ],
+)
+def test_cnn_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CNN(**kwargs)
+
+
+def test_cnn_forward_rejects_images_of_the_wrong_shape():
+    net = CNN()
+    theta = np.zeros(net.dim)
+    for bad in (np.zeros((5, 64)), np.zeros((5, 1, 8, 7)), np.zeros((5, 8, 8))):
+        with pytest.raises(ValueError, match=r"x must have shape \(N, 1, 8, 8\)"):
+            net.forward(theta, bad)
+
+
+def test_cnn_gradient_on_digits_whose_blank_background_ties_the_max_pool():
+    """Real digits: pooling windows over the blank border see identical patches, exactly tied maxima.
+
+    The tied entries are one function of θ, so the derivative is that of any
+    one of them; a VJP that gave every tied entry the full gradient would be
+    off by the number of ties here.
+    """
+    data = digits(n_train=4, seed=0)
+    net = CNN(channels=(2, 3), hidden=(5,), activation="tanh")
+    theta = net.init(np.random.default_rng(0), 1)[0]
+    a = np.tanh(np.asarray(net.layer_linear(0, data.x, *net.unflatten(theta)[0])))
+    windows = a[..., 0::2, 0::2], a[..., 0::2, 1::2], a[..., 1::2, 0::2], a[..., 1::2, 1::2]
+    assert np.sum(windows[0] == windows[3]) >= 10  # ties are there to be tested
+    assert min(kink_margins(net, theta, data.x)) > 2e-3
+    onehot = np.eye(10)[data.y]
+    assert ad.check_grad(lambda t: ad.sum(ad.log_softmax(net.forward(t, data.x)) * onehot), theta, seed=0) < GRAD_TOL

@@ -8,10 +8,12 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 """
 
 from .check import check_grad, directional_derivative
+from .conv import avg_pool2d, conv2d, max_pool2d
 from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
 from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
+from .tape import Tape, primitive
 
 __all__ = [
     "tune_malloc",
@@ -24,4 +26,9 @@ __all__ = [
     "directional_derivative",
     "unbroadcast",
     "IndexedGrad",
+    "Tape",
+    "primitive",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
 ] + list(_ops_all)

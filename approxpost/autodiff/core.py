@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Var", "IndexedGrad", "unbroadcast", "vjp", "value_and_grad", "grad"]
+__all__ = ["Var", "IndexedGrad", "unbroadcast", "add_gradient", "leaf_gradient", "vjp", "value_and_grad", "grad"]
 
 
 _creation_counter = itertools.count()
@@ -107,14 +107,47 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
+def add_gradient(grads: dict, owned: set, key, contribution) -> None:
+    """Add one VJP's ``contribution`` into ``grads[key]``.
+
+    A gradient buffer this pass allocated (``owned``) is added into in place;
+    any other array may be a read-only view or another node's value, so the
+    first sum into it makes a new array.
+    """
+    held = grads.get(key)
+    if type(contribution) is IndexedGrad:
+        if held is None or key not in owned:
+            held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
+            grads[key] = held
+            owned.add(key)
+        contribution.add_into(held)
+    elif held is None:
+        grads[key] = contribution
+    elif key in owned:
+        held += contribution
+    else:
+        # asarray: two 0-d gradients add to a NumPy scalar, which `+=` would not update in place
+        grads[key] = np.asarray(held + contribution)
+        owned.add(key)
+
+
+def leaf_gradient(grads: dict, owned: set, key, shape: tuple) -> np.ndarray:
+    """The finished gradient for a leaf: a fresh writeable array shaped ``shape``."""
+    if key not in grads:
+        return np.zeros(shape)
+    if key in owned:
+        return grads[key]
+    # may be a read-only broadcast view or alias a node's value: hand back a copy
+    g = grads[key]
+    g = g if np.shape(g) == shape else np.broadcast_to(g, shape)
+    return np.array(g, dtype=np.float64)
+
+
 def backward(out: Var, g_out, leaves: tuple) -> list:
     """Gradients of ``sum(g_out * out)`` with respect to each of ``leaves``.
 
     Nodes are taken from a heap in decreasing creation order, so every node
     has received all of its gradient contributions before its own VJPs run.
-    A gradient buffer this pass allocated (``owned``) is added into in place;
-    any other array may be a read-only view or another node's value, so the
-    first sum into it makes a new array.
     """
     grads, owned = {out.order: g_out}, set()
     leaf_keys = {leaf.order for leaf in leaves}
@@ -124,38 +157,12 @@ def backward(out: Var, g_out, leaves: tuple) -> list:
         key = node.order
         g = grads[key] if key in leaf_keys else grads.pop(key)
         for parent, parent_vjp in zip(node.parents, node.vjps):
-            contribution = parent_vjp(g)
             pkey = parent.order
             if pkey not in queued:
                 queued.add(pkey)
                 heapq.heappush(heap, (-pkey, parent))
-            held = grads.get(pkey)
-            if type(contribution) is IndexedGrad:
-                if held is None or pkey not in owned:
-                    held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
-                    grads[pkey] = held
-                    owned.add(pkey)
-                contribution.add_into(held)
-            elif held is None:
-                grads[pkey] = contribution
-            elif pkey in owned:
-                held += contribution
-            else:
-                # asarray: two 0-d gradients add to a NumPy scalar, which `+=` would not update in place
-                grads[pkey] = np.asarray(held + contribution)
-                owned.add(pkey)
-    result = []
-    for leaf in leaves:
-        key = leaf.order
-        if key not in grads:
-            result.append(np.zeros(leaf.shape))
-        elif key in owned:
-            result.append(grads[key])
-        else:  # may be a read-only broadcast view or alias a node's value: hand back a copy
-            g = grads[key]
-            g = g if np.shape(g) == leaf.shape else np.broadcast_to(g, leaf.shape)
-            result.append(np.array(g, dtype=np.float64))
-    return result
+            add_gradient(grads, owned, pkey, parent_vjp(g))
+    return [leaf_gradient(grads, owned, leaf.order, leaf.shape) for leaf in leaves]
 
 
 def vjp(f: Callable, x) -> tuple:

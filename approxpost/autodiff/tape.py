@@ -1,0 +1,185 @@
+"""The fast path: record a function's graph once per input shape, then replay it.
+
+The plain engine (:mod:`~approxpost.autodiff.core`) rebuilds the graph on
+every call: the user's Python runs again, every op makes a ``Var`` and its
+VJP closures, and ``backward`` orders the nodes with a heap and a dict. On a
+small model (a linear regression with D = 11) that bookkeeping costs several
+times the arithmetic. A :class:`Tape` records, on a first call, which
+primitive ran on which operands; replaying it for a new input of the same
+shape calls the same primitives in the same order, on the same constants,
+and walks the recorded list backwards, numbered slots in place of the heap.
+Values and gradients are those of the plain engine, bit for bit: the same
+NumPy calls run in the same order.
+
+Replaying is only right for a function whose graph depends on its input's
+**shape** alone: a branch on ``theta.value``, or NumPy work on it outside the
+``ad`` ops, is frozen at the recorded input. So it is opt-in: a model sets
+``replay_graph = True`` (``Regression`` and ``LinearRegression`` do), and
+``ad.vjp`` / ``ad.value_and_grad`` stay on the plain path.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import numpy as np
+
+from .core import IndexedGrad, Var, add_gradient, leaf_gradient
+
+__all__ = ["Tape", "primitive", "recording"]
+
+# the tape under construction: a list of (op, args, kwargs, output) while recording, else None
+_records: list | None = None
+
+
+def recording() -> list | None:
+    """The list primitives append ``(op, args, kwargs, output)`` to while a tape records, else ``None``."""
+    return _records
+
+
+def primitive(op: Callable) -> Callable:
+    """Make ``op`` recordable: each call that returns a ``Var`` is noted on the tape being recorded.
+
+    Every op in :mod:`~approxpost.autodiff.ops` is one; an op defined
+    elsewhere must be too (and make its node from its operands directly, as
+    those do), or a tape of a graph using it is incomplete and the model
+    falls back to the plain graph. The undecorated op stays
+    reachable as ``.raw``: a replay calls that, so it records nothing.
+    """
+
+    @functools.wraps(op)
+    def recorded(*args, **kwargs):
+        global _records
+        if _records is None:
+            return op(*args, **kwargs)
+        # the primitives an op calls inside are not steps: its node's parents then are not its operands,
+        # so the tape is marked incomplete rather than replaying a gradient that skips them
+        records, _records = _records, None
+        try:
+            out = op(*args, **kwargs)
+        finally:
+            _records = records
+        if type(out) is Var:
+            records.append((op, args, kwargs, out))
+        return out
+
+    recorded.raw = op
+    return recorded
+
+
+class _Slot:
+    """Stands in a recorded argument list for the node numbered ``index`` (0 is the input)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int):
+        self.index = index
+
+
+def _made_before(x, leaf: Var) -> bool:
+    """Whether ``x`` is no ``Var`` made while recording: a constant, or a ``Var`` older than the input."""
+    return type(x) is not Var or x.order < leaf.order
+
+
+class Tape:
+    """The graph of ``f`` recorded at one input shape, replayable at any input of that shape.
+
+    Parameters
+    ----------
+    f
+        A function of one array written with :mod:`approxpost.autodiff` ops
+        whose graph depends on the shape of its input only.
+    x
+        An example input: it fixes the shape the tape replays.
+
+    Notes
+    -----
+    Each step holds the primitive, its arguments with the nodes replaced by
+    numbered slots (constants kept as they were), and the slot of each parent
+    of the node it made. Replaying a step calls the undecorated primitive, so
+    nothing is recorded twice, and the backward pass visits steps in reverse
+    order, which is a reverse topological order because a step's operands
+    were made before it.
+    """
+
+    def __init__(self, f: Callable, x):
+        global _records
+        leaf = Var(np.array(x, dtype=np.float64, copy=True))
+        outer, _records = _records, []
+        try:
+            out = f(leaf)
+            records = _records
+        finally:
+            _records = outer
+        self.shape = leaf.shape
+        slot_of = {id(leaf): 0}
+        self.steps = []
+        # a parent made after the input but by no recorded step (an op not decorated with ``primitive``,
+        # or the inside of one built from others) would be replayed as a constant: never use such a tape
+        self.complete = True
+        for op, args, kwargs, node in records:
+            fills, template = [], list(args)
+            for i, arg in enumerate(args):
+                if type(arg) is Var and id(arg) in slot_of:
+                    template[i] = _Slot(slot_of[id(arg)])
+                    fills.append((i, None, slot_of[id(arg)]))
+                elif type(arg) in (list, tuple) and any(type(a) is Var for a in arg):  # concatenate, stack
+                    template[i] = list(arg)
+                    fills += [(i, j, slot_of[id(a)]) for j, a in enumerate(arg) if type(a) is Var and id(a) in slot_of]
+            self.complete &= all(_made_before(p, leaf) or id(p) in slot_of for p in node.parents)
+            parents = tuple(slot_of.get(id(p)) for p in node.parents)
+            slot_of[id(node)] = len(self.steps) + 1
+            self.steps.append((getattr(op, "raw", op), template, kwargs, fills, parents))
+        self.parents = [None] + [step[4] for step in self.steps]
+        # an output not built from the input (a constant, or a Var made apart from it) has a zero gradient
+        self.out_slot = slot_of.get(id(out)) if type(out) is Var else None
+        self.complete &= _made_before(out, leaf) or self.out_slot is not None
+        self.constant = None if self.out_slot is not None else np.asarray(getattr(out, "value", out), dtype=np.float64)
+
+    def forward(self, x) -> list:
+        """Every node's ``Var`` for input ``x``, in slot order."""
+        nodes = [Var(np.array(x, dtype=np.float64, copy=True))]
+        for op, template, kwargs, fills, _ in self.steps:
+            args = template.copy()
+            for i, j, slot in fills:
+                if j is None:
+                    args[i] = nodes[slot]
+                else:  # a list of operands: fill a copy, the template stays as recorded
+                    if args[i] is template[i]:
+                        args[i] = list(args[i])
+                    args[i][j] = nodes[slot]
+            nodes.append(op(*args, **kwargs))
+        return nodes
+
+    def vjp(self, x) -> tuple:
+        """``(f(x), pullback)`` like :func:`~approxpost.autodiff.core.vjp`, from the recorded graph."""
+        x = np.asarray(x, dtype=np.float64)
+        if not self.complete:
+            raise ValueError("this tape is incomplete: the function uses an op not decorated with ad.primitive")
+        if x.shape != self.shape:
+            raise ValueError(f"this tape was recorded for inputs of shape {self.shape}, got shape {x.shape}")
+        if self.out_slot is None:
+            return self.constant, lambda g: np.zeros(self.shape)
+        nodes = self.forward(x)
+        out = nodes[self.out_slot]
+
+        def pullback(g):
+            g = np.asarray(g, dtype=np.float64)
+            parents = self.parents
+            grads, owned = {self.out_slot: g if g.shape == out.shape else np.broadcast_to(g, out.shape)}, set()
+            for k in range(self.out_slot, 0, -1):
+                g_k = grads.pop(k, None)
+                if g_k is None:  # not on a path to the output
+                    continue
+                for slot, parent_vjp in zip(parents[k], nodes[k].vjps):
+                    if slot is None:
+                        continue
+                    contribution = parent_vjp(g_k)
+                    if slot in grads or type(contribution) is IndexedGrad:
+                        add_gradient(grads, owned, slot, contribution)
+                    else:  # the first arrival, as add_gradient would store it, without the call
+                        grads[slot] = contribution
+            return leaf_gradient(grads, owned, 0, self.shape)
+
+        return out.value, pullback

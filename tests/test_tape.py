@@ -1,0 +1,221 @@
+"""The fast path (``ad.Tape``, ``Model.replay_graph``) against the plain graph, and the activations' accuracy.
+
+Op-level properties on both paths run in test_autodiff.py (every
+``assert_grad_ok`` replays a tape too); here: whole models, the tape's edges,
+and the ulp accuracy of tanh, sigmoid and softplus over all of float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import evaluate, expressions, finite_arrays, nonzero_arrays, shapes
+
+import approxpost as ap
+from approxpost import autodiff as ad
+
+
+def linear_model(n=30, p=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, p))
+    y = x @ rng.standard_normal(p) + 0.3 * rng.standard_normal(n)
+    return ap.models.LinearRegression(x, y, noise_std=0.3, prior_std=2.0)
+
+
+def mlp_model(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-2, 2, (12, 1))
+    return ap.models.Regression(ap.nn.MLP([1, 5, 4, 1]), x, np.sin(2 * x), noise_std=0.2)
+
+
+def plain_value_and_grad(model, theta):
+    """``log_joint_and_grad`` with the replay switched off on this instance only."""
+    model.replay_graph = False
+    try:
+        return model.log_joint_and_grad(theta)
+    finally:
+        del model.replay_graph
+
+
+# --- models -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [linear_model, mlp_model], ids=["linear", "mlp"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_model_replay_equals_the_plain_graph(make, data):
+    """Replayed at new θ of a recorded shape, for (D,) and (S, D): the plain path's value and gradient, bit for bit."""
+    model = make()
+    batch = data.draw(st.sampled_from([(), (1,), (3,)]))
+    for _ in range(2):  # the first call records, the second replays at another θ
+        theta = data.draw(finite_arrays(batch + (model.dim,)))
+        value, gradient = model.log_joint_and_grad(theta)
+        plain_value, plain_gradient = plain_value_and_grad(model, theta)
+        np.testing.assert_array_equal(value, plain_value)
+        np.testing.assert_array_equal(gradient, plain_gradient)
+    assert set(model._tapes) == {batch + (model.dim,)}
+
+
+@settings(max_examples=25, deadline=None)
+@given(theta=finite_arrays((4, 4)))
+def test_linear_regression_replay_gives_the_analytic_gradient(theta):
+    """∇ log p(θ, y) = Xᵀ(y - Xθ)/σ² - θ/s² for every row, through the tape."""
+    model = linear_model()
+    model.log_joint_and_grad(theta)  # record
+    _, gradient = model.log_joint_and_grad(theta[::-1])
+    design, y = model.design, model.y[:, 0]
+    expected = (y - theta[::-1] @ design.T) @ design / model.noise_std**2 - theta[::-1] / model.prior_std**2
+    np.testing.assert_allclose(gradient, expected, rtol=1e-12, atol=1e-9)
+
+
+def test_minibatch_and_user_models_stay_on_the_plain_path():
+    """A minibatch index is baked into a graph, and a user's model may branch on θ: neither replays."""
+    model = linear_model()
+    theta = np.linspace(-1, 1, model.dim)
+    value, gradient = model.log_joint_and_grad(theta, idx=np.arange(5))
+    assert not hasattr(model, "_tapes")
+    np.testing.assert_allclose(ad.check_grad(lambda t: model.log_joint(t, np.arange(5)), theta), 0.0, atol=1e-6)
+    assert ap.models.Model.replay_graph is False and ap.targets.Banana.replay_graph is False
+
+
+def _sin_outside_the_tape(x):
+    """A correct op, but not an ``ad.primitive``: a tape cannot see it."""
+    if not isinstance(x, ad.Var):
+        return np.sin(x)
+    return ad.Var(np.sin(x.value), (x,), (lambda g: g * np.cos(x.value),))
+
+
+class _SinRegression(ap.models.Regression):
+    """A regression whose network output goes through an op the tape cannot record."""
+
+    def log_likelihood(self, theta, idx=None):
+        return ad.sum(_sin_outside_the_tape(theta), axis=-1) + super().log_likelihood(theta, idx)
+
+
+def test_a_model_using_an_unrecorded_op_falls_back_to_the_plain_graph():
+    """An incomplete tape would replay the op as a constant and drop its gradient: it is never used."""
+    base = mlp_model()
+    model = _SinRegression(base.net, base.x, base.y, noise_std=base.noise_std)
+    theta = np.linspace(-1, 1, model.dim)
+    value, gradient = model.log_joint_and_grad(theta)
+    assert not model._tapes[theta.shape].complete
+    plain_value, plain_gradient = plain_value_and_grad(model, theta)
+    assert value == plain_value
+    np.testing.assert_array_equal(gradient, plain_gradient)
+    assert ad.check_grad(lambda t: model.log_joint(t), theta) < 1e-7
+    with pytest.raises(ValueError, match="incomplete"):
+        model._tapes[theta.shape].vjp(theta)
+
+
+def test_a_primitive_built_from_primitives_makes_an_incomplete_tape():
+    """Its node's parents are the inner ops' nodes, which the tape never saw: it must not replay."""
+
+    @ad.primitive
+    def log_cosh(x):
+        return ad.log(0.5 * (ad.exp(x) + ad.exp(-x)))
+
+    x = np.array([0.5, -1.5, 2.0])
+    tape = ad.Tape(lambda t: ad.sum(log_cosh(t) * t), x)
+    assert [step[0].__name__ for step in tape.steps] == ["log_cosh", "mul", "sum"] and not tape.complete
+    assert ad.check_grad(lambda t: ad.sum(log_cosh(t) * t), x) < 1e-8
+
+
+def test_replaying_at_another_shape_is_a_value_error():
+    tape = ad.Tape(lambda t: ad.sum(ad.tanh(t)), np.zeros(3))
+    with pytest.raises(ValueError, match=r"recorded for inputs of shape \(3,\), got shape \(4,\)"):
+        tape.vjp(np.zeros(4))
+
+
+def test_a_function_ignoring_its_input_replays_a_zero_gradient():
+    tape = ad.Tape(lambda t: np.float64(2.5), np.ones(3))
+    value, pullback = tape.vjp(np.arange(3.0))
+    assert value == 2.5
+    np.testing.assert_array_equal(pullback(1.0), np.zeros(3))
+
+
+def test_a_branch_on_the_value_is_frozen_at_the_recorded_input():
+    """The documented limit of replaying: why ``replay_graph`` is opt-in."""
+
+    def f(t):
+        return ad.sum(t * 2.0) if t.value[0] > 0 else ad.sum(t * 3.0)
+
+    tape = ad.Tape(f, np.ones(2))
+    assert tape.vjp(-np.ones(2))[0] == -4.0  # the plain graph gives -6
+    assert ad.vjp(f, -np.ones(2))[0] == -6.0
+
+
+def test_replay_records_nothing_and_leaves_no_recording_open():
+    tape = ad.Tape(lambda t: ad.sum(ad.square(t)), np.ones(2))
+    n_steps = len(tape.steps)
+    tape.vjp(np.arange(2.0))
+    assert len(tape.steps) == n_steps == 2 and ad.tape.recording() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(tree=expressions(), x=shapes(min_dims=2, max_dims=2).flatmap(nonzero_arrays))
+def test_random_composition_replays_with_a_sum_seed_and_a_vector_seed(tree, x):
+    """An expression tree's vector output: pullback of a random seed, tape vs plain."""
+    seed = np.random.default_rng(0).standard_normal(np.shape(evaluate(tree, x, reference=True)))
+    tape = ad.Tape(lambda t: evaluate(tree, t), x)
+    for point in (x, -0.5 * x):
+        value, pullback = tape.vjp(point)
+        plain_value, plain_pullback = ad.vjp(lambda t: evaluate(tree, t), point)
+        np.testing.assert_array_equal(value, plain_value)
+        np.testing.assert_array_equal(pullback(seed), plain_pullback(seed))
+
+
+def test_check_grad_on_the_replay_path_catches_a_wrong_gradient():
+    """``check_grad(replay=True)`` can fail: a primitive with a wrong VJP is caught on the tape as well."""
+
+    def sin_with_a_wrong_vjp(x):
+        if not isinstance(x, ad.Var):
+            return np.sin(x)
+        return ad.Var(np.sin(x.value), (x,), (lambda g: g * np.sin(x.value),))  # the VJP should use cos
+
+    wrong = ad.primitive(sin_with_a_wrong_vjp)
+    x = np.array([0.3, -0.7, 1.1])
+    assert ad.check_grad(lambda t: ad.sum(wrong(t)), x, replay=True) > 0.1
+    assert ad.check_grad(lambda t: ad.sum(ad.tanh(t) * t), x, replay=True) < 1e-8
+
+
+# --- activations: ulp accuracy over all of float64 ---------------------------------
+
+_MAGNITUDES = np.concatenate(
+    [
+        [0.0, 5e-324, 1e-320, 2.2250738585072014e-308, np.inf],  # zero, subnormals, the smallest normal, ∞
+        np.geomspace(1e-300, 800.0, 40_000),
+    ]
+)
+_X = np.concatenate([_MAGNITUDES, -_MAGNITUDES])
+# x86-64's 80-bit long double (64-bit mantissa, 11 bits beyond float64) makes a reference good to 1/2000 ulp
+_XL = _X.astype(np.longdouble)
+
+ACCURACY = {  # op: (reference in long double, ulp bound)
+    "tanh": (np.tanh(_XL), 2.0),
+    "sigmoid": (1.0 / (1.0 + np.exp(-_XL)), 3.0),
+    "softplus": (np.log1p(np.exp(_XL)), 2.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCURACY))
+def test_activation_is_within_a_few_ulp_from_subnormals_to_800(name):
+    """|op(x) - exact| / ulp(exact) ≤ bound on ±[0, 5e-324 … 1e-300 … 800, ∞]; infinities and signs exact."""
+    reference, bound = ACCURACY[name]
+    with np.errstate(over="ignore"):
+        got = getattr(ad, name)(_X)
+    exact = reference.astype(np.float64)
+    finite = np.isfinite(reference)
+    np.testing.assert_array_equal(got[~finite], exact[~finite])
+    ulps = np.abs(got[finite].astype(np.longdouble) - reference[finite]) / np.spacing(np.abs(exact[finite]))
+    assert float(np.max(ulps)) <= bound, f"{name}: {float(np.max(ulps)):.2f} ulp at x = {_X[finite][np.argmax(ulps)]!r}"
+    assert np.all(np.signbit(got) == np.signbit(exact))
+
+
+def test_activation_gradients_at_the_ends_of_the_range():
+    """Finite, exact limits at ±∞ and ±800 (no inf · 0 NaN), and the slope at zero."""
+    x = np.array([-np.inf, -800.0, 0.0, 800.0, np.inf])
+    for name, slope in [("tanh", [0, 0, 1, 0, 0]), ("sigmoid", [0, 0, 0.25, 0, 0]), ("softplus", [0, 0, 0.5, 1, 1])]:
+        _, pullback = ad.vjp(getattr(ad, name), x)
+        np.testing.assert_array_equal(pullback(np.ones(5)), slope, err_msg=name)
