@@ -46,6 +46,20 @@ def test_bands_draws_into_given_axes(fits):
         ap.plot.bands(result, data, ax=axes[:2])
 
 
+def test_many_methods_wrap_into_rows_of_four(fits):
+    data, _, result = fits
+    posteriors = {f"{name} {i}": post for i in range(2) for name, post in result.posteriors.items()}  # six
+    fig = ap.plot.bands(posteriors, data)
+    axes = fig.get_axes()
+    assert len(axes) == 8 and [ax.get_title() for ax in axes[:6]] == list(posteriors)
+    assert [ax.axison for ax in axes] == [True] * 6 + [False] * 2  # the two spare cells are blank
+    rows = sorted({round(ax.get_position().y0, 6) for ax in axes})
+    assert len(rows) == 2
+    # the panels above a blank cell are the lowest in their columns, so they keep their x tick labels
+    assert all(ax.xaxis.get_tick_params()["labelbottom"] for ax in axes[2:6])
+    assert not any(ax.xaxis.get_tick_params()["labelbottom"] for ax in axes[:2])
+
+
 def test_grad_variance_lines():
     curves = {"n_mc": np.array([1, 2, 4]), "a": np.array([3.0, 2.0, 1.0]), "b": np.array([np.nan, 0.5, 0.2])}
     fig = ap.plot.grad_variance(curves)
