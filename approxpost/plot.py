@@ -23,14 +23,14 @@ __all__ = [
 ]
 
 
-_MAX_COLUMNS = 4  # a dozen methods wrap into rows of four instead of one unreadable strip
+_MAX_COLUMNS = 6  # a dozen methods wrap into two balanced rows instead of one unreadable strip
 
 
 def _panels(n: int, ax, width: float = 3.6, height: float = 3.0, sharey: bool = True):
-    """``n`` axes: the ones given, or a new figure's, in rows of at most four (spare cells switched off)."""
+    """``n`` axes: the ones given, or a new figure's in rows of equal length, at most six (spare cells switched off)."""
     if ax is None:
-        columns = min(n, _MAX_COLUMNS)
-        rows = -(-n // columns)
+        rows = -(-n // _MAX_COLUMNS)
+        columns = -(-n // rows)
         fig, grid = plt.subplots(
             rows, columns, figsize=(width * columns, height * rows), sharex=True, sharey=sharey, squeeze=False
         )
