@@ -52,11 +52,11 @@ def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
 @pytest.mark.parametrize(
     "dataset, runs",
     [
-        ("gap", [["--methods", "every", "--budget", "1000"]]),
+        ("gap", [["--methods", "every", "--budget", "3000"]]),
         (
             "moons",
             [
-                ["--methods", ",".join(n for n in METHOD_NAMES if n != "laplace"), "--budget", "1000"],
+                ["--methods", ",".join(n for n in METHOD_NAMES if n != "laplace"), "--budget", "3000"],
                 ["--methods", "laplace"],
             ],
         ),
@@ -84,7 +84,7 @@ def test_all_is_the_five_classic_methods_and_every_name_selects_its_method():
     from approxpost.cli import _parse_methods
 
     assert _parse_methods("all") == ["metropolis", "hmc", "is", "bbvi", "bbb"] == list(ALL_METHODS)
-    assert _parse_methods("every") == list(METHOD_NAMES) and len(METHOD_NAMES) == 11
+    assert _parse_methods("every") == list(METHOD_NAMES) and len(METHOD_NAMES) == 12
     defaults = default_methods()
     assert set(defaults) == set(METHOD_NAMES)
     for name in METHOD_NAMES:
@@ -100,7 +100,7 @@ def test_all_is_the_five_classic_methods_and_every_name_selects_its_method():
         (
             ["compare", "--methods", "hmc,nope"],
             "unknown method 'nope'; valid: all, every, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, map, ensemble, "
-            "mc_dropout",
+            "mc_dropout, nuts",
         ),
     ],
 )

@@ -19,6 +19,7 @@ from approxpost.predictive import ClassPredictive, Predictive
 METHODS = {
     "Metropolis": ap.Metropolis(step_size=0.02, n_samples=60, n_warmup=40, n_chains=2),
     "HMC": ap.HMC(step_size=0.02, n_leapfrog=4, n_samples=30, n_warmup=20, n_chains=2),
+    "NUTS": ap.NUTS(n_samples=30, n_warmup=20, n_chains=2, max_tree_depth=4),
     "IS": ap.ImportanceSampling(n_samples=200),
     "BBVI": ap.BBVI(n_mc=4, n_steps=40, learning_rate=1e-2),
     "BBB": ap.BayesByBackprop(n_mc=2, n_steps=40, learning_rate=1e-2),
