@@ -12,7 +12,7 @@ probability), ``entropy.png`` and ``reliability.png`` instead of ``bands.png``.
 ``--methods all`` runs the five classic methods (``ALL_METHODS``: Metropolis,
 HMC, importance sampling, BBVI, Bayes by Backprop), the README's main job;
 ``--methods every`` runs all of ``METHOD_NAMES``, adding MAP, the deep
-ensemble, MC dropout, Laplace, SGLD and SGHMC.
+ensemble, MC dropout, Laplace, SGLD, SGHMC and NUTS.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def build_model(dataset):
 
 
 def default_methods() -> dict:
-    """The settings each method runs with by default: ``--methods all`` on gap takes ~25 s on 2 cores; ``every`` takes longer."""
+    """The settings each method runs with by default: ``--methods all`` on gap takes ~25 s on 2 cores."""
     import approxpost as ap
 
     return {
