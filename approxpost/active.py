@@ -35,7 +35,17 @@ from ._rng import as_generator
 from .methods import MAP, BayesByBackprop, DeepEnsemble, Laplace, MCDropout
 from .predictive import ClassPredictive, Predictive
 
-__all__ = ["ActiveCurve", "ACQUISITIONS", "bald", "max_entropy", "variation_ratio", "mean_std", "learn"]
+__all__ = [
+    "ActiveCurve",
+    "ACQUISITIONS",
+    "bald",
+    "max_entropy",
+    "variation_ratio",
+    "mean_std",
+    "learn",
+    "labels_to_reach",
+    "summary_table",
+]
 
 
 def _class_predictive(name: str, pred) -> ClassPredictive:
@@ -256,3 +266,49 @@ def learn(
         labelled = np.concatenate([labelled, picked])
     n_labels, accuracy, nll, ece = (np.array(column) for column in zip(*rows, strict=True))
     return ActiveCurve(n_labels, accuracy, nll, ece, np.array(chosen).reshape(n_rounds, batch_size), initial)
+
+
+def labels_to_reach(curve: ActiveCurve, target: float) -> float:
+    """The first number of labels at which test accuracy is ≥ ``target``; inf if the run never gets there."""
+    reached = np.flatnonzero(np.asarray(curve.accuracy) >= target)
+    return float(curve.n_labels[reached[0]]) if reached.size else np.inf
+
+
+def _mean_sd(values, digits: int) -> str:
+    values = np.asarray(values, dtype=np.float64)
+    sd = values.std(ddof=1) if values.size > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {sd:.{digits}f}"
+
+
+def summary_table(curves: dict, at=(50, 100, 200, 400), target: float = 0.9) -> str:
+    """A markdown table: test accuracy at fixed label counts and labels to reach ``target`` (mean ± sd over seeds).
+
+    Parameters
+    ----------
+    curves
+        Acquisition name -> list of per-seed :class:`ActiveCurve`.
+    at
+        Label counts to report; a count no run recorded gets "—".
+    target
+        The accuracy whose first crossing is counted. Runs that never reach it
+        are left out of the mean and counted ("k/n seeds reach it").
+    """
+    check.number("target", target, 0.0, 1.0)
+    header = ["acquisition", *(f"accuracy @ {n}" for n in at), f"labels to {100 * target:g}%"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, runs in curves.items():
+        cells = [name]
+        for n in at:
+            hits = [run.accuracy[run.n_labels == n] for run in runs]
+            cells.append(_mean_sd([h[0] for h in hits], 3) if all(h.size for h in hits) else "—")
+        needed = np.array([labels_to_reach(run, target) for run in runs])
+        finite = needed[np.isfinite(needed)]
+        if finite.size == needed.size:
+            cells.append(_mean_sd(finite, 0))
+        elif finite.size:
+            most = int(max(run.n_labels[-1] for run in runs))
+            cells.append(f"{_mean_sd(finite, 0)} ({finite.size}/{needed.size} seeds; the rest > {most})")
+        else:
+            cells.append(f"not reached (> {int(max(run.n_labels[-1] for run in runs))})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

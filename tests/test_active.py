@@ -198,3 +198,29 @@ def test_bad_pool_and_make_model(moons):
         active.learn(make_moons_model, METHODS["map"], pool=(pool[0], pool[1] + 0.5), test=test, acquisition="random")
     with pytest.raises(TypeError, match="make_model must be callable"):
         active.learn(None, METHODS["map"], pool=pool, test=test, acquisition="random")
+
+
+def _curve(n_labels, accuracy):
+    z = np.zeros(len(n_labels))
+    return active.ActiveCurve(np.array(n_labels), np.array(accuracy), z, z, np.zeros((len(n_labels) - 1, 1)), z)
+
+
+def test_labels_to_reach_is_the_first_crossing():
+    curve = _curve([10, 20, 30, 40], [0.5, 0.91, 0.89, 0.95])
+    assert active.labels_to_reach(curve, 0.9) == 20
+    assert active.labels_to_reach(curve, 0.96) == np.inf
+
+
+def test_summary_table_means_sds_and_unreached_runs():
+    curves = {
+        "bald": [_curve([50, 100], [0.8, 0.9]), _curve([50, 100], [0.9, 0.95])],
+        "random": [_curve([50, 100], [0.7, 0.8]), _curve([50, 100], [0.75, 0.9])],
+    }
+    table = active.summary_table(curves, at=(50, 100, 200), target=0.9)
+    lines = table.splitlines()
+    assert lines[0] == "| acquisition | accuracy @ 50 | accuracy @ 100 | accuracy @ 200 | labels to 90% |"
+    # bald: 0.85 ± sd(0.8, 0.9) = 0.0707; reaches 90% at 100 and at 50 -> 75 ± 35
+    assert lines[2] == "| bald | 0.850 ± 0.071 | 0.925 ± 0.035 | — | 75 ± 35 |"
+    assert lines[3] == "| random | 0.725 ± 0.035 | 0.850 ± 0.071 | — | 100 ± 0 (1/2 seeds; the rest > 100) |"
+    never = active.summary_table({"random": [_curve([50, 100], [0.1, 0.2])]})
+    assert never.splitlines()[2].endswith("| not reached (> 100) |")
