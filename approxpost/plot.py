@@ -372,7 +372,7 @@ def learning_curves(curves: dict, ax=None, metric: str = "accuracy", target: flo
             raise ValueError(f"curves[{name!r}] must be a non-empty list of runs with the same n_labels")
         values = np.array([getattr(run, metric) for run in runs])
         mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(values.shape[1])
-        (line,) = ax.plot(runs[0].n_labels, mean, label=f"{name} ({len(runs)} seeds)")
+        (line,) = ax.plot(runs[0].n_labels, mean, label=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         ax.fill_between(runs[0].n_labels, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, linewidth=0)
     if target is not None:
         ax.axhline(target, color="0.4", linestyle=":", linewidth=1)

@@ -165,7 +165,7 @@ def test_learning_curves_one_line_and_band_per_acquisition(tmp_path):
     }
     fig = ap.plot.learning_curves(curves, target=0.9)
     ax = fig.get_axes()[0]
-    assert [line.get_label() for line in ax.lines[:2]] == ["bald (2 seeds)", "random (1 seeds)"]
+    assert [line.get_label() for line in ax.lines[:2]] == ["bald (2 seeds)", "random (1 seed)"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.6, 0.8, 0.9])
     band = ax.collections[0].get_paths()[0].vertices[:, 1]  # mean ± sd (ddof 1): 0.6 ± 0.1414 at 10 labels
     assert np.isclose(band.min(), 0.6 - np.sqrt(0.02))
