@@ -58,7 +58,7 @@ class BayesByBackprop(VIMethod):
         Adam's step size.
     local_reparam
         Sample each layer's pre-activations instead of the weights (Kingma et
-        al. 2015); needs a ``models.Regression`` or ``models.Classification`` with an ``nn.MLP``.
+        al. 2015); needs a ``models.Regression`` or ``models.Classification`` with an ``nn.MLP`` or ``nn.CNN``.
     batch_size
         Data points per step; ``None`` uses all of them. Each epoch visits
         the data in a fresh random order; the last batch may be smaller.
