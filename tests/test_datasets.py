@@ -151,13 +151,14 @@ def test_digits_split_is_a_seeded_partition_with_every_class():
     assert np.all(np.bincount(data.y, minlength=10) > 0)
 
 
-def test_digits_ood_images_are_the_test_images_turned_a_quarter():
+def test_digits_ood_images_are_the_test_images_with_their_pixels_shuffled():
     data = digits(n_train=1500, seed=0)
     assert data.x_ood.shape == data.x_test.shape
-    # the same pixels, only rearranged: the ink per image is unchanged
-    np.testing.assert_allclose(data.x_ood.sum(axis=(1, 2, 3)), data.x_test.sum(axis=(1, 2, 3)), rtol=1e-15)
-    np.testing.assert_array_equal(data.x_ood[:, 0, :, 0], data.x_test[:, 0, 0, ::-1])  # first column = top row reversed
-    assert not np.array_equal(data.x_ood, data.x_test)
+    flat_ood, flat_test = data.x_ood.reshape(len(data.x_ood), -1), data.x_test.reshape(len(data.x_test), -1)
+    # each image keeps exactly its own pixel values, so its ink and histogram, but not their places
+    np.testing.assert_array_equal(np.sort(flat_ood, axis=1), np.sort(flat_test, axis=1))
+    moved = np.mean(flat_ood != flat_test, axis=1)
+    assert np.all(moved > 0.3)  # most of each image's pixels changed place
 
 
 @pytest.mark.parametrize(
