@@ -23,6 +23,7 @@ __all__ = ["main", "build_model", "default_methods", "dataset_makers", "METHOD_N
 METHOD_NAMES = {"metropolis": "Metropolis", "hmc": "HMC", "is": "IS", "bbvi": "BBVI", "bbb": "BBB"}
 METHOD_NAMES.update(laplace="Laplace", sgld="SGLD", sghmc="SGHMC")
 METHOD_NAMES.update(map="MAP", ensemble="Ensemble", mc_dropout="MC dropout")
+METHOD_NAMES.update(nuts="NUTS")
 
 
 def dataset_makers() -> dict:
@@ -67,6 +68,7 @@ def default_methods() -> dict:
         # SG-MCMC has no accept step to rescue a large step: 1e-4 diverges on the gap BNN, 3e-5 does not
         "sgld": ap.SGLD(step_size=3e-5, n_samples=5_000, n_warmup=5_000, n_chains=4),
         "sghmc": ap.SGHMC(step_size=1e-5, friction=0.05, n_samples=5_000, n_warmup=5_000, n_chains=4),
+        "nuts": ap.NUTS(n_samples=300, n_warmup=300, n_chains=4, max_tree_depth=7),
     }
 
 

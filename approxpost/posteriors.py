@@ -189,6 +189,12 @@ class Posterior:
 
         save(self, path)
 
+    def to_arviz(self, n_draws: int = 1000, seed=None):
+        """This posterior as an ``arviz.InferenceData`` (needs ArviZ); see :func:`approxpost.arviz.to_arviz`."""
+        from .arviz import to_arviz  # ArviZ is optional: imported only when asked for
+
+        return to_arviz(self, n_draws=n_draws, seed=seed)
+
     def __repr__(self) -> str:
         method = self.settings.get("method")
         return f"{type(self).__name__}(dim={self.dim}" + (f", method={method!r})" if method else ")")

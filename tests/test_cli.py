@@ -54,7 +54,7 @@ def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
         (
             ["compare", "--methods", "hmc,nope"],
             "unknown method 'nope'; valid: all, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, map, ensemble, "
-            "mc_dropout",
+            "mc_dropout, nuts",
         ),
     ],
 )

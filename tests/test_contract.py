@@ -24,6 +24,7 @@ METHODS = {
     "LaplaceGGN": ap.Laplace(hessian="ggn", n_steps=50, n_newton=2, batch_size=5, linearized=True),
     "SGLD": ap.SGLD(step_size=1e-3, batch_size=10, n_samples=100, n_warmup=20, n_chains=2),
     "SGHMC": ap.SGHMC(step_size=1e-3, friction=0.5, n_samples=100, n_warmup=20, n_chains=2),
+    "NUTS": ap.NUTS(n_samples=100, n_warmup=50, n_chains=2, max_tree_depth=5),
 }
 DIAGNOSTIC_KEYS = {
     "Metropolis": {"acceptance_rate", "ess", "rhat"},
@@ -37,6 +38,7 @@ DIAGNOSTIC_KEYS = {
     "LaplaceGGN": {"log_evidence"},
     "SGLD": {"ess", "rhat"},
     "SGHMC": {"ess", "rhat"},
+    "NUTS": {"acceptance_rate", "ess", "rhat", "divergences", "step_size", "mean_tree_depth", "lockstep_waste"},
 }
 
 CONVERGES_TO_THE_MODE = {"Laplace", "LaplaceGGN"}
@@ -142,7 +144,7 @@ class _HalfLine(ap.models.Model):
         return 0.0
 
 
-@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "MAP"])
+@pytest.mark.parametrize("name", ["Metropolis", "HMC", "BBVI", "BBB", "MAP", "NUTS"])
 def test_non_finite_start_is_a_clear_error(name):
     with pytest.raises(ValueError, match="not finite"):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -156,8 +158,11 @@ def test_with_budget_spends_no_more_than_the_budget(name, model):
     assert type(method) is type(METHODS[name])
     cost = method.fit(model, seed=0).cost
     spent = cost.grad_evals + cost.density_evals
-    # within one iteration of the budget, never over it
-    assert budget - method.evals_per_step(model) < spent <= budget
+    # within one iteration of the budget, never over it; a NUTS iteration's cost varies with its
+    # trees, so it declares the most one can cost (full trees) and only the upper bound holds
+    assert spent <= budget
+    if name != "NUTS":
+        assert budget - method.evals_per_step(model) < spent
     with pytest.raises(ValueError, match="n_evals"):
         METHODS[name].with_budget(0)
 

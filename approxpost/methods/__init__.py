@@ -10,6 +10,7 @@ from .importance import ImportanceSampling
 from .laplace import Laplace
 from .map import MAP
 from .metropolis import Metropolis
+from .nuts import NUTS
 from .sgmcmc import SGHMC, SGLD
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Laplace",
     "SGLD",
     "SGHMC",
+    "NUTS",
 ]

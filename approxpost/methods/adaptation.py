@@ -39,6 +39,7 @@ __all__ = [
     "welford_init",
     "welford_update",
     "welford_variance",
+    "warmup_windows",
 ]
 
 # t₀ and κ are Hoffman & Gelman's (2014) and Stan's; γ is twice theirs: the iterates
@@ -182,3 +183,38 @@ def welford_variance(state: Welford, regularize: bool = True) -> np.ndarray:
     if regularize:
         variance = (n / (n + 5.0)) * variance + 1e-3 * (5.0 / (n + 5.0))
     return variance
+
+
+def warmup_windows(n_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25) -> list:
+    """Stan's doubling windows [start, stop) of warm-up iterations that estimate the mass matrix.
+
+    Parameters
+    ----------
+    n_warmup
+        Warm-up iterations in all.
+    init_buffer, term_buffer, base_window
+        Iterations before the first window (step size only, while the chains
+        travel to the typical set), after the last one (ε re-tuned for the
+        final metric), and the first window's length (Stan's defaults).
+
+    Returns
+    -------
+    list
+        ``(start, stop)`` pairs; each window doubles the last, and the last
+        is stretched to ``n_warmup − term_buffer`` when the next would not
+        fit. Empty when ``n_warmup < 20``. When the buffers and one window do
+        not fit, they become 15%, 10% and the rest of ``n_warmup`` (as Stan).
+    """
+    if n_warmup < 20:
+        return []
+    if init_buffer + base_window + term_buffer > n_warmup:
+        init_buffer, term_buffer = int(0.15 * n_warmup), int(0.1 * n_warmup)
+        base_window = n_warmup - init_buffer - term_buffer
+    end, start, size, windows = n_warmup - term_buffer, init_buffer, base_window, []
+    while start < end:
+        stop = start + size
+        if stop + 2 * size >= end:
+            stop = end
+        windows.append((start, stop))
+        start, size = stop, 2 * size
+    return windows

@@ -1,0 +1,81 @@
+"""The stored reference posteriors: they load with their model, record convergence on f(x_test), and a
+fresh short NUTS run agrees with them within Monte Carlo error; the storage format round-trips."""
+
+import numpy as np
+import pytest
+
+import approxpost as ap
+from approxpost import references
+from approxpost.cli import build_model
+from approxpost.diagnostics import mcse
+
+N_SE = 4.0
+
+
+def test_available_lists_the_stored_problems():
+    assert "gap" in references.available()
+    assert references.available() == sorted(references.available())
+
+
+@pytest.mark.parametrize("name", references.available())
+def test_each_reference_loads_converged_on_function_values(name):
+    ref = references.load(name)
+    data = ap.datasets.DATASETS[name](seed=ref.settings["seed"])
+    assert isinstance(ref, ap.SamplePosterior) and ref.draws.dtype == np.float64
+    assert ref.model.dim == ref.dim and ref.settings["method"] == "NUTS" and ref.settings["stored_dtype"] == "float32"
+    diagnostics = ref.diagnostics
+    assert diagnostics["f_rhat"].shape == diagnostics["f_ess"].shape == (len(data.x_test),)
+    assert diagnostics["f_rhat_max"] <= 1.01 and diagnostics["f_ess_min"] >= 400
+    assert diagnostics["converged"] is True
+    # the stored diagnostics are those of the full run; the thinned draws still say the same about f
+    rhat, _ = references.function_diagnostics(ref.model, ref.draws, data.x_test)
+    assert rhat.max() < 1.02
+    assert ref.cost.grad_evals > 0 and ref.predict(data.x_test, n_samples=50, seed=0).mean.shape == (200, 1)
+
+
+def test_an_unknown_name_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"'moons'.*available: .*gap"):
+        references.load("moons")
+
+
+def test_a_short_nuts_run_agrees_with_the_gap_reference_within_mc_error():
+    ref = references.load("gap")
+    data = ap.datasets.gap_regression(seed=ref.settings["seed"])
+    # the shortest run whose f mixes where the data are (R-hat of f ≈ 1.01 there; at depth 6, or with
+    # 150 warm-up iterations, R-hat is ~1.05 and the mean is off by up to 5 SE): ~250k gradients
+    post = ap.NUTS(n_samples=200, n_warmup=300, n_chains=4, max_tree_depth=7).fit(ref.model, seed=1)
+    # where the data are, f is pinned down; its mean and spread there must match the reference's
+    # to within the two runs' combined Monte Carlo standard error
+    x = data.x_test[(np.abs(data.x_test[:, 0]) > 0.8) & (np.abs(data.x_test[:, 0]) < 1.9)]
+
+    def f(draws):
+        n_chains, n_draws, dim = draws.shape
+        return ref.model.predict(draws.reshape(-1, dim), x)[..., 0].reshape(n_chains, n_draws, -1)
+
+    ours, theirs = f(post.draws), f(ref.draws)
+    se = np.sqrt(mcse(ours) ** 2 + mcse(theirs) ** 2)
+    assert np.all(np.abs(ours.mean(axis=(0, 1)) - theirs.mean(axis=(0, 1))) < N_SE * se)
+    centred_ours = (ours - ours.mean(axis=(0, 1))) ** 2
+    centred_theirs = (theirs - theirs.mean(axis=(0, 1))) ** 2
+    se = np.sqrt(mcse(centred_ours) ** 2 + mcse(centred_theirs) ** 2)
+    assert np.all(np.abs(centred_ours.mean(axis=(0, 1)) - centred_theirs.mean(axis=(0, 1))) < N_SE * se)
+
+
+def test_the_storage_round_trips_in_float32(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = ap.datasets.gap_regression(seed=3)
+    model = build_model(data)
+    draws = rng.standard_normal((2, 6, model.dim))
+    metadata = {
+        "settings": {"method": "NUTS", "dataset": "gap", "seed": 3, "thin": 1, "stored_dtype": "float32"},
+        "diagnostics": {"converged": False, "acceptance_rate": 0.8},
+        "cost": {"grad_evals": 10, "density_evals": 2, "seconds": 1.5},
+    }
+    monkeypatch.setattr(references, "REFERENCE_DIR", tmp_path)
+    references.save_reference(tmp_path / "toy.npz", draws, np.ones(200), np.full(200, 500.0), metadata)
+    assert references.available() == ["toy"]
+    ref = references.load("toy")
+    np.testing.assert_array_equal(ref.draws, draws.astype(np.float32).astype(np.float64))
+    assert ref.settings == metadata["settings"] and ref.cost == ap.Cost(10, 2, 1.5)
+    assert ref.diagnostics["f_rhat_max"] == 1.0 and ref.diagnostics["f_ess_min"] == 500.0
+    np.testing.assert_array_equal(ref.model.x, data.x)  # the model is rebuilt from the data set and seed
