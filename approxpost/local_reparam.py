@@ -20,7 +20,6 @@ from . import autodiff as ad
 from .distributions import Normal
 from .models import Model
 from .nn import CNN, MLP
-from .weight_noise import local_reparam_forward
 
 __all__ = ["check_local_reparam_model", "local_reparam_log_likelihood", "local_reparam_log_likelihood_grad"]
 
@@ -90,6 +89,9 @@ def local_reparam_log_likelihood(model: Model, q: Normal, rng: np.random.Generat
     net = model.net
     x = model.x if idx is None else model.x[idx]
     if isinstance(net, CNN):
+        # imported here: weight_noise builds on estimators, which re-exports this module
+        from .weight_noise import local_reparam_forward
+
         return model.mean_output_log_likelihood(local_reparam_forward(net, q.loc, q.scale, x, rng, n_mc), idx)
     activation = getattr(ad, net.activation)
     mean_layers = net.unflatten(q.loc)
