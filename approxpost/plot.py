@@ -24,11 +24,22 @@ __all__ = [
 ]
 
 
+_MAX_COLUMNS = 6  # a dozen methods wrap into two balanced rows instead of one unreadable strip
+
+
 def _panels(n: int, ax, width: float = 3.6, height: float = 3.0, sharey: bool = True):
-    """A row of ``n`` axes: the ones given, or a new figure's."""
+    """``n`` axes: the ones given, or a new figure's in rows of equal length, at most six (spare cells switched off)."""
     if ax is None:
-        fig, axes = plt.subplots(1, n, figsize=(width * n, height), sharex=True, sharey=sharey, squeeze=False)
-        return fig, list(axes[0])
+        rows = -(-n // _MAX_COLUMNS)
+        columns = -(-n // rows)
+        fig, grid = plt.subplots(
+            rows, columns, figsize=(width * columns, height * rows), sharex=True, sharey=sharey, squeeze=False
+        )
+        cells = list(grid.ravel())
+        for spare in cells[n:]:
+            spare.set_axis_off()
+            cells[cells.index(spare) - columns].xaxis.set_tick_params(labelbottom=True)  # now the lowest in its column
+        return fig, cells[:n]
     axes = list(np.atleast_1d(ax).ravel())
     if len(axes) != n:
         raise ValueError(f"ax must hold {n} axes (one per panel), got {len(axes)}")

@@ -46,6 +46,19 @@ def test_bands_draws_into_given_axes(fits):
         ap.plot.bands(result, data, ax=axes[:2])
 
 
+def test_many_methods_wrap_into_balanced_rows_of_at_most_six(fits):
+    data, _, result = fits
+    posteriors = {f"{name} {i}": post for i in range(3) for name, post in result.posteriors.items()}  # nine
+    fig = ap.plot.bands(posteriors, data)
+    axes = fig.get_axes()
+    assert len(axes) == 10 and [ax.get_title() for ax in axes[:9]] == list(posteriors)  # two rows of five
+    assert [ax.axison for ax in axes] == [True] * 9 + [False]  # the spare cell is blank
+    assert len({round(ax.get_position().y0, 6) for ax in axes}) == 2
+    # the panel above the blank cell is the lowest in its column, so it keeps its x tick labels
+    assert [ax.xaxis.get_tick_params()["labelbottom"] for ax in axes[:9]] == [False] * 4 + [True] * 5
+    assert len(ap.plot.bands(result, data).get_axes()) == 3  # a few methods stay in one row
+
+
 def test_grad_variance_lines():
     curves = {"n_mc": np.array([1, 2, 4]), "a": np.array([3.0, 2.0, 1.0]), "b": np.array([np.nan, 0.5, 0.2])}
     fig = ap.plot.grad_variance(curves)
