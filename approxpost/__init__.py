@@ -9,6 +9,7 @@ autodiff (:mod:`approxpost.autodiff`).
 __version__ = "0.1.0"
 
 from . import (
+    active,
     autodiff,
     datasets,
     diagnostics,
@@ -63,6 +64,7 @@ def __getattr__(name):
 
 __all__ = [
     "__version__",
+    "active",
     "autodiff",
     "datasets",
     "diagnostics",

@@ -34,6 +34,8 @@ __all__ = [
     "stored_reference",
     "METHOD_NAMES",
     "ALL_METHODS",
+    "active_methods",
+    "run_active",
 ]
 
 # Lower-case name on the command line -> label in tables and figures
@@ -140,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="leave out the distances to the stored reference posterior (default: use it when there is one)",
     )
+    _add_active_parser(commands)
     return parser
 
 
@@ -262,12 +265,164 @@ def run_compare(args) -> int:
     return 0
 
 
+# --- approxpost active ------------------------------------------------------------
+
+ACTIVE_DATASETS = ("digits", "moons")
+REPORT_LABELS = (50, 100, 200, 400)
+
+
+def active_methods(n_steps: int) -> dict:
+    """The methods ``approxpost active`` can run, each refitted every round for ``n_steps`` Adam steps."""
+    import approxpost as ap
+
+    return {
+        "mc_dropout": ap.MCDropout(p=0.25, n_steps=n_steps, learning_rate=1e-2),
+        "ensemble": ap.DeepEnsemble(n_members=5, n_steps=n_steps, learning_rate=1e-2),
+        "bbb": ap.BayesByBackprop(n_mc=2, n_steps=n_steps, learning_rate=1e-2),
+        "laplace": ap.Laplace(hessian="ggn", n_steps=n_steps, learning_rate=1e-2, linearized=True),
+        "map": ap.MAP(n_steps=n_steps, learning_rate=1e-2),
+    }
+
+
+def _add_active_parser(commands) -> None:
+    active = commands.add_parser("active", help="active learning: acquisition functions against random labelling")
+    active.add_argument("--dataset", default="digits", help="digits or moons (default: digits)")
+    active.add_argument("--method", default="mc_dropout", help="mc_dropout, ensemble, bbb, laplace or map")
+    active.add_argument(
+        "--acquisitions",
+        default="bald,max_entropy,variation_ratio,random",
+        help="comma list of: bald, max_entropy, variation_ratio, mean_std, random",
+    )
+    active.add_argument("--seeds", type=int, default=3, help="runs per acquisition, seeds 0..N-1 (default: 3)")
+    active.add_argument("--pool", type=int, default=1000, help="pool size; the rest of the data is the test set")
+    active.add_argument("--n-initial", type=int, default=50, help="first labelled set, class-balanced (default: 50)")
+    active.add_argument("--batch-size", type=int, default=25, help="labels acquired per round (default: 25)")
+    active.add_argument("--max-labels", type=int, default=400, help="stop at this many labels (default: 400)")
+    active.add_argument("--steps", type=int, default=300, help="Adam steps per refit (default: 300)")
+    active.add_argument("--samples", type=int, default=20, help="θ draws per predictive (ensemble: its members)")
+    active.add_argument("--target", type=float, default=0.9, help="accuracy whose label count is reported")
+    active.add_argument("--out", default="results", help="folder for active_table.md and active_curves.png")
+    active.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _active_problem(name: str, n_pool: int) -> tuple:
+    """(pool, test, make_model): digits flattened to 64 pixels for an MLP, or two moons."""
+    import approxpost as ap
+
+    if name == "digits":
+        data = ap.datasets.digits(n_train=n_pool, seed=0)
+        pool = (data.x.reshape(len(data.x), -1), data.y)
+        test = (data.x_test.reshape(len(data.x_test), -1), data.y_test)
+        sizes = [64, 50, 10]
+    else:
+        train, held_out = ap.datasets.two_moons(n=n_pool, seed=0), ap.datasets.two_moons(n=500, seed=1)
+        pool, test, sizes = (train.x, train.y), (held_out.x, held_out.y), [2, 20, 2]
+
+    def make_model(x, y):
+        return ap.models.Classification(ap.nn.MLP(sizes, activation="relu"), x, y, prior_std=1.0)
+
+    return pool, test, make_model
+
+
+def _check_active_args(args) -> tuple:
+    from .active import ACQUISITIONS
+
+    if args.dataset not in ACTIVE_DATASETS:
+        raise _UsageError(f"unknown dataset {args.dataset!r}; valid: {', '.join(ACTIVE_DATASETS)}")
+    methods = active_methods(max(args.steps, 1))
+    if args.method not in methods:
+        raise _UsageError(f"unknown method {args.method!r}; valid: {', '.join(methods)}")
+    acquisitions = [name.strip() for name in args.acquisitions.split(",") if name.strip()]
+    unknown = [name for name in acquisitions if name not in ACQUISITIONS]
+    if unknown or not acquisitions:
+        raise _UsageError(
+            f"unknown acquisition {', '.join(map(repr, unknown)) or repr(args.acquisitions)}; valid: {', '.join(ACQUISITIONS)}"
+        )
+    spread = [name for name in acquisitions if name in ("bald", "variation_ratio", "mean_std")]
+    if args.method == "map" and spread:
+        raise _UsageError(
+            f"acquisition={spread[0]!r} is 0 at every point for MAP (one θ: its draws cannot disagree); "
+            "use max_entropy (the softmax entropy) or random"
+        )
+    for flag, value in [("--seeds", args.seeds), ("--pool", args.pool), ("--n-initial", args.n_initial)]:
+        if value < 1:
+            raise _UsageError(f"{flag} must be a positive integer, got {value}")
+    for flag, value in [("--batch-size", args.batch_size), ("--steps", args.steps), ("--samples", args.samples)]:
+        if value < 1:
+            raise _UsageError(f"{flag} must be a positive integer, got {value}")
+    if not 0 < args.target <= 1:
+        raise _UsageError(f"--target must be an accuracy in (0, 1], got {args.target}")
+    if args.dataset == "digits" and args.pool >= 1797:
+        raise _UsageError(f"--pool {args.pool} leaves no test set: digits has 1797 images; use at most 1796")
+    if args.max_labels > args.pool or args.max_labels < args.n_initial + args.batch_size:
+        raise _UsageError(
+            f"--max-labels {args.max_labels} must lie between --n-initial + --batch-size "
+            f"({args.n_initial + args.batch_size}) and --pool ({args.pool})"
+        )
+    n_rounds = (args.max_labels - args.n_initial) // args.batch_size
+    return methods[args.method], acquisitions, n_rounds
+
+
+def run_active(args) -> int:
+    """The body of ``approxpost active``: every acquisition × seed, a figure and a markdown table."""
+    method, acquisitions, n_rounds = _check_active_args(args)  # before matplotlib loads: mistakes fail fast
+    _check_writable(args.out)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import approxpost as ap
+    from approxpost import plot
+
+    pool, test, make_model = _active_problem(args.dataset, args.pool)
+    label = METHOD_NAMES[args.method]
+    print(
+        f"approxpost {ap.__version__}: active learning on {args.dataset} with {label}: pool {len(pool[1])}, "
+        f"test {len(test[1])}, {args.n_initial} + {n_rounds} × {args.batch_size} labels, {args.seeds} seeds"
+    )
+    start = time.perf_counter()
+    n_samples = None if args.method in ("ensemble", "map") else args.samples
+    curves = {}
+    for name in acquisitions:
+        curves[name] = [
+            ap.active.learn(
+                make_model,
+                method,
+                pool=pool,
+                test=test,
+                acquisition=name,
+                n_initial=args.n_initial,
+                n_rounds=n_rounds,
+                batch_size=args.batch_size,
+                seed=seed,
+                n_samples=n_samples,
+                progress=not args.quiet,
+            )
+            for seed in range(args.seeds)
+        ]
+    seconds = time.perf_counter() - start
+    table = ap.active.summary_table(curves, at=REPORT_LABELS, target=args.target)
+    print(table)
+    with open(os.path.join(args.out, "active_table.md"), "w") as handle:
+        handle.write(
+            f"Active learning on `{args.dataset}` with {label} ({args.steps} Adam steps a refit), "
+            f"pool {len(pool[1])}, test {len(test[1])}, {args.n_initial} initial labels + {args.batch_size} a round, "
+            f"{args.seeds} seeds; test accuracy mean ± sd over seeds. {seconds:.0f} s.\n\n{table}\n"
+        )
+    figure = plot.learning_curves(curves, target=args.target)
+    figure.axes[0].set_title(f"{args.dataset}, {label}: mean ± sd over {args.seeds} seeds")
+    figure.savefig(os.path.join(args.out, "active_curves.png"), dpi=110)
+    print(f"wrote active_table.md, active_curves.png to {args.out} in {seconds:.1f} s")
+    return 0
+
+
 def main(argv=None) -> int:
     """Entry point of the ``approxpost`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "compare":
             return run_compare(args)
+        if args.command == "active":
+            return run_active(args)
     except _UsageError as error:
         print(f"approxpost: error: {error}", file=sys.stderr)
         return 2

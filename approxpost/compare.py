@@ -14,6 +14,7 @@ row also gets its distance to that reference's predictive at the test inputs.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import _validate as check
 from . import autodiff as ad
-from . import estimators
+from . import estimators, weight_noise
 from . import metrics as _metrics
 from ._rng import as_generator
 from .distributions import MeanFieldNormal
@@ -349,8 +350,8 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
     Parameters
     ----------
     model
-        The model (local reparameterisation is included for models with an
-        MLP, regression or classification).
+        The model (local reparameterisation is included for regression or
+        classification with an MLP or a CNN, Flipout with a CNN).
     q
         The ``MeanFieldNormal`` to measure at; default: μ from ``model.init``
         and σ = 0.1.
@@ -380,6 +381,9 @@ def gradient_variance_curves(model, q=None, n_mcs=(1, 2, 4, 8, 16, 32), n_repeat
     }
     if hasattr(model, "net") and hasattr(model.net, "layer_sizes"):
         candidates["local reparameterisation"] = estimators.local_reparam_grad
+    elif hasattr(model, "net") and hasattr(model.net, "layer_linear"):  # a CNN: both samplers of weight_noise
+        candidates["local reparameterisation"] = functools.partial(weight_noise.weight_noise_grad, estimator="local")
+        candidates["flipout"] = functools.partial(weight_noise.weight_noise_grad, estimator="flipout")
     curves = {"n_mc": np.asarray(n_mcs)}
     for name, estimator in candidates.items():
         totals = []

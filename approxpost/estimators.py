@@ -35,6 +35,8 @@ from .distributions import MeanFieldNormal, Normal
 from .local_reparam import check_local_reparam_model, local_reparam_log_likelihood, local_reparam_log_likelihood_grad
 from .models import Model
 
+ELBO_BLOCK_SIZE = 50_000  # (draw, data point) pairs per batched log_joint call in elbo_terms
+
 __all__ = [
     "VIGrad",
     "GradVariance",
@@ -131,7 +133,13 @@ def elbo_terms(model: Model, q: MeanFieldNormal, n_mc: int = 100, seed: Seed = N
     check_q(model, q)
     n_mc = _check_count("n_mc", n_mc)
     theta = q.sample(as_generator(seed), n_mc)
-    return np.asarray(model.log_joint(theta), dtype=np.float64) - q.log_prob(theta)
+    # the draws pass through the model in blocks of about ELBO_BLOCK_SIZE (draw, data point) pairs: the final
+    # ELBO's 1000 draws over a CNN's 1000 digits in one pass would hold gigabytes of im2col buffers
+    block = max(1, ELBO_BLOCK_SIZE // max(1, getattr(model, "n_data", None) or 1))
+    log_joint = [
+        np.asarray(model.log_joint(theta[i : i + block]), dtype=np.float64).reshape(-1) for i in range(0, n_mc, block)
+    ]
+    return np.concatenate(log_joint) - q.log_prob(theta)
 
 
 def elbo(model: Model, q: MeanFieldNormal, n_mc: int = 100, seed: Seed = None) -> float:

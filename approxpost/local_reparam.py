@@ -1,4 +1,4 @@
-"""The local reparameterisation trick: a Bayesian MLP's likelihood with sampled pre-activations.
+"""The local reparameterisation trick: a Bayesian network's likelihood with sampled pre-activations.
 
 Instead of drawing the weights θ ~ q and running the network, each layer's
 pre-activations are drawn from the Gaussian they have under q, with fresh
@@ -19,13 +19,13 @@ import numpy as np
 from . import autodiff as ad
 from .distributions import Normal
 from .models import Model
-from .nn import MLP
+from .nn import CNN, MLP
 
 __all__ = ["check_local_reparam_model", "local_reparam_log_likelihood", "local_reparam_log_likelihood_grad"]
 
 
 def check_local_reparam_model(model) -> None:
-    """Raise ``ValueError`` unless ``model`` has an ``MLP`` and a likelihood of its outputs it can evaluate alone.
+    """Raise ``ValueError`` unless ``model`` has an ``MLP`` or ``CNN`` and a likelihood of its outputs it can evaluate alone.
 
     The model must define ``mean_output_log_likelihood(f, idx)`` (as
     ``Regression`` and ``Classification`` do) in the same class as the
@@ -36,11 +36,11 @@ def check_local_reparam_model(model) -> None:
     ok = (
         owner is not None
         and type(model).log_likelihood is owner.log_likelihood
-        and isinstance(getattr(model, "net", None), MLP)
+        and isinstance(getattr(model, "net", None), (MLP, CNN))
     )
     if not ok:
         raise ValueError(
-            "local reparameterisation needs a model with an nn.MLP network and a likelihood of its outputs "
+            "local reparameterisation needs a model with an nn.MLP or nn.CNN network and a likelihood of its outputs "
             "(models.Regression or models.Classification), "
             f"got {type(model).__name__} with net {type(getattr(model, 'net', None)).__name__}"
         )
@@ -52,7 +52,9 @@ def local_reparam_log_likelihood(model: Model, q: Normal, rng: np.random.Generat
     Parameters
     ----------
     model
-        A ``Regression`` or ``Classification`` with an ``MLP``.
+        A ``Regression`` or ``Classification`` with an ``MLP`` or a ``CNN``
+        (whose convolutions sample through
+        :func:`approxpost.weight_noise.local_reparam_forward`).
     q
         Diagonal Gaussian over the flat weights (only ``q.loc`` and ``q.scale``
         are used); they may be ``ad.Var`` s.
@@ -85,8 +87,13 @@ def local_reparam_log_likelihood(model: Model, q: Normal, rng: np.random.Generat
     """
     check_local_reparam_model(model)
     net = model.net
-    activation = getattr(ad, net.activation)
     x = model.x if idx is None else model.x[idx]
+    if isinstance(net, CNN):
+        # imported here: weight_noise builds on estimators, which re-exports this module
+        from .weight_noise import local_reparam_forward
+
+        return model.mean_output_log_likelihood(local_reparam_forward(net, q.loc, q.scale, x, rng, n_mc), idx)
+    activation = getattr(ad, net.activation)
     mean_layers = net.unflatten(q.loc)
     var_layers = net.unflatten(ad.square(q.scale))
     h = x  # (n, in): shared by every pass until the first noise enters

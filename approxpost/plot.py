@@ -20,6 +20,7 @@ __all__ = [
     "sigma_over_training",
     "reliability",
     "decision_surface",
+    "learning_curves",
 ]
 
 
@@ -353,4 +354,41 @@ def decision_surface(
         fig.colorbar(image, ax=panel, shrink=0.8, label=_QUANTITIES[quantity])
     axes[0].set_ylabel("x[1]")
     fig.tight_layout()
+    return fig
+
+
+def learning_curves(curves: dict, ax=None, metric: str = "accuracy", target: float | None = None):
+    """Test ``metric`` against the number of labels: mean ± sd over seeds, one line per acquisition.
+
+    Parameters
+    ----------
+    curves
+        Acquisition name -> list of per-seed :class:`~approxpost.active.ActiveCurve`
+        (same label schedule within an acquisition).
+    ax
+        An Axes to draw into, or None for a new figure.
+    metric
+        ``"accuracy"``, ``"nll"`` or ``"ece"``.
+    target
+        Optional level drawn as a dotted horizontal line (e.g. 0.9 accuracy).
+    """
+    if metric not in ("accuracy", "nll", "ece"):
+        raise ValueError(f"metric must be 'accuracy', 'nll' or 'ece', got {metric!r}")
+    if not isinstance(curves, dict) or not curves:
+        raise ValueError("curves must be a non-empty dict acquisition -> list of per-seed curves")
+    fig, ax = _single(ax, figsize=(5.5, 3.8))
+    for name, runs in curves.items():
+        runs = list(runs)
+        if not runs or any(not np.array_equal(run.n_labels, runs[0].n_labels) for run in runs):
+            raise ValueError(f"curves[{name!r}] must be a non-empty list of runs with the same n_labels")
+        values = np.array([getattr(run, metric) for run in runs])
+        mean, sd = values.mean(axis=0), values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(values.shape[1])
+        (line,) = ax.plot(runs[0].n_labels, mean, label=f"{name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        ax.fill_between(runs[0].n_labels, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, linewidth=0)
+    if target is not None:
+        ax.axhline(target, color="0.4", linestyle=":", linewidth=1)
+    ax.set_xlabel("number of labels")
+    ax.set_ylabel({"accuracy": "test accuracy", "nll": "test NLL (nats)", "ece": "test ECE"}[metric])
+    ax.set_title("Active learning: mean ± sd over seeds")
+    ax.legend(fontsize=8)
     return fig

@@ -13,7 +13,9 @@ in one batched computation, and differs only in how the noise enters:
   across data points by random signs, ``W_n = μ + ΔW ∘ r_n s_nᵀ``.
 
 The network must expose ``unflatten``, ``layers``, ``layer_linear`` and
-``layer_output`` (``nn.CNN`` does).
+``layer_output`` (``nn.CNN`` does). :func:`weight_noise_log_likelihood` turns
+a forward into a model's expected log likelihood (``BayesByBackprop``'s
+``estimator``), :func:`weight_noise_grad` into an ELBO gradient estimator.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import autodiff as ad
+from ._rng import as_generator
 from ._validate import count
+from .estimators import VIGrad, check_q, dsigma_drho, normal_kl_grad
 
 __all__ = [
     "weight_sampling_forward",
@@ -30,6 +34,9 @@ __all__ = [
     "local_reparam_layer",
     "flipout_layer",
     "FORWARDS",
+    "check_weight_noise_model",
+    "weight_noise_log_likelihood",
+    "weight_noise_grad",
 ]
 
 
@@ -143,3 +150,59 @@ def flipout_layer(net, i: int, h, mean_params, sigma_params, rng: np.random.Gene
 
 
 FORWARDS = {"weights": weight_sampling_forward, "local": local_reparam_forward, "flipout": flipout_forward}
+
+
+def check_weight_noise_model(model, estimator: str) -> None:
+    """Raise ``ValueError`` unless ``estimator`` names a forward and ``model`` can run it.
+
+    The model needs a layered network (``unflatten``, ``layers``,
+    ``layer_linear``, ``layer_output``: an ``nn.CNN``) and a likelihood of
+    the network outputs, ``mean_output_log_likelihood``, defined in the class
+    of its ``log_likelihood`` (``models.Regression``, ``models.Classification``),
+    so a subclass that changes the likelihood without saying how it depends
+    on the outputs is refused.
+    """
+    if estimator not in FORWARDS:
+        raise ValueError(f"estimator must be one of {sorted(FORWARDS)}, got {estimator!r}")
+    owner = next((c for c in type(model).__mro__ if "mean_output_log_likelihood" in vars(c)), None)
+    net = getattr(model, "net", None)
+    ok = owner is not None and type(model).log_likelihood is owner.log_likelihood
+    if not (ok and all(hasattr(net, a) for a in ("unflatten", "layers", "layer_linear", "layer_output"))):
+        raise ValueError(
+            f"estimator={estimator!r} samples a layered network's activations: it needs a models.Classification "
+            f"or models.Regression with an nn.CNN, got {type(model).__name__} with net {type(net).__name__}"
+        )
+
+
+def weight_noise_log_likelihood(model, estimator: str, mu, sigma, rng: np.random.Generator, n_mc: int, idx=None):
+    """E_q[log p(D | θ)] for q = N(μ, diag σ²) from ``n_mc`` passes of ``FORWARDS[estimator]``; differentiable.
+
+    The outputs of the noisy passes on the data (or minibatch ``idx``) go to
+    ``model.mean_output_log_likelihood``, which averages over passes and
+    rescales a minibatch by N/|idx|. Unbiased for the ELBO's data term with
+    ``"weights"`` and ``"flipout"``; ``"local"`` on a convolution drops the
+    covariance of positions that share a filter (see :func:`local_reparam_forward`).
+    """
+    check_weight_noise_model(model, estimator)
+    x = model.x if idx is None else model.x[idx]
+    return model.mean_output_log_likelihood(FORWARDS[estimator](model.net, mu, sigma, x, rng, n_mc), idx)
+
+
+def weight_noise_grad(model, q, n_mc: int = 16, seed=None, estimator: str = "flipout") -> VIGrad:
+    """∇_(μ,ρ) ELBO of q with the data term from :func:`weight_noise_log_likelihood` and the KL in closed form.
+
+    Same contract as :func:`approxpost.estimators.reparam_grad` (so
+    :func:`~approxpost.estimators.grad_variance` and
+    ``compare.gradient_variance_curves`` can measure it); the model's prior
+    must be a ``Normal``.
+    """
+    check_weight_noise_model(model, estimator)
+    check_q(model, q)
+    sigma, rng = q.std, as_generator(seed)
+    lam = np.stack([q.mu, sigma])  # one leaf holding the rows μ and σ
+    _, pullback = ad.vjp(
+        lambda lam: weight_noise_log_likelihood(model, estimator, lam[0], lam[1], rng, count("n_mc", n_mc)), lam
+    )
+    ell = pullback(1.0)
+    _, kl_mu, kl_sigma = normal_kl_grad(q.mu, sigma, model.prior_distribution())
+    return VIGrad(ell[0] - kl_mu, (ell[1] - kl_sigma) * dsigma_drho(sigma))

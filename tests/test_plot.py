@@ -164,3 +164,31 @@ def test_decision_surface_maps_the_predictive(moons_fits, quantity):
     regression = ap.datasets.gap_regression(n=10, seed=0)
     with pytest.raises(ValueError, match="2-D inputs"):
         ap.plot.decision_surface(result, regression)
+
+
+def _curve(n_labels, accuracy):
+    z = np.zeros(len(n_labels))
+    return ap.active.ActiveCurve(np.array(n_labels), np.array(accuracy), z, z, np.zeros((len(n_labels) - 1, 1)), z)
+
+
+def test_learning_curves_one_line_and_band_per_acquisition(tmp_path):
+    curves = {
+        "bald": [_curve([10, 20, 30], [0.5, 0.7, 0.9]), _curve([10, 20, 30], [0.7, 0.9, 0.9])],
+        "random": [_curve([10, 20, 30], [0.5, 0.6, 0.7])],
+    }
+    fig = ap.plot.learning_curves(curves, target=0.9)
+    ax = fig.get_axes()[0]
+    assert [line.get_label() for line in ax.lines[:2]] == ["bald (2 seeds)", "random (1 seed)"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.6, 0.8, 0.9])
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]  # mean ± sd (ddof 1): 0.6 ± 0.1414 at 10 labels
+    assert np.isclose(band.min(), 0.6 - np.sqrt(0.02))
+    assert len(ax.collections) == 2 and ax.get_xlabel() == "number of labels"
+    fig.savefig(tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_learning_curves_rejects_mismatched_runs():
+    with pytest.raises(ValueError, match="same n_labels"):
+        ap.plot.learning_curves({"bald": [_curve([1, 2], [0, 1]), _curve([1, 3], [0, 1])]})
+    with pytest.raises(ValueError, match="metric must be"):
+        ap.plot.learning_curves({"bald": [_curve([1, 2], [0, 1])]}, metric="auc")

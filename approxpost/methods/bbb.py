@@ -19,7 +19,9 @@ from .. import autodiff as ad
 from ..by_hand import bbb_loss_grad_by_hand
 from ..distributions import MeanFieldNormal, Normal, kl
 from ..estimators import check_local_reparam_model, local_reparam_log_likelihood, value_and_grads
+from ..nn import MLP
 from ..optim import AdamState
+from ..weight_noise import FORWARDS, check_weight_noise_model, weight_noise_log_likelihood
 from .vi_common import VIMethod, check_finite_step, grad_norm, initial_rho, model_name
 
 __all__ = ["BayesByBackprop", "BBBState", "BBBInfo"]
@@ -58,7 +60,15 @@ class BayesByBackprop(VIMethod):
         Adam's step size.
     local_reparam
         Sample each layer's pre-activations instead of the weights (Kingma et
-        al. 2015); needs a ``models.Regression`` or ``models.Classification`` with an ``nn.MLP``.
+        al. 2015); the same as ``estimator="local"``.
+    estimator
+        How the noise enters the network (:mod:`approxpost.weight_noise`):
+        ``"weights"`` draws θ (any model); ``"local"`` samples each layer's
+        pre-activations, ``"flipout"`` shares one weight perturbation per draw
+        with random signs per data point (Wen et al. 2018); these two need a
+        ``models.Regression`` or ``models.Classification`` with an ``nn.MLP``
+        (``"local"`` only) or an ``nn.CNN``, and a Gaussian prior. ``None``:
+        ``"local"`` if ``local_reparam`` else ``"weights"``.
     batch_size
         Data points per step; ``None`` uses all of them. Each epoch visits
         the data in a fresh random order; the last batch may be smaller.
@@ -66,9 +76,10 @@ class BayesByBackprop(VIMethod):
         Weight of KL(q ‖ p) in one minibatch's loss; ``None`` means
         1/number-of-batches, so an epoch's losses sum to the full −ELBO.
     hand_gradient
-        True: the chain rule written out by hand (:mod:`approxpost.by_hand`);
+        True: the chain rule written out by hand (:mod:`approxpost.by_hand`),
+        which covers ``"weights"`` and ``"local"`` on an MLP;
         False: the engine differentiates the loss through ``MeanFieldNormal``
-        and ``distributions.kl``. The same numbers to 1e-10 from the same
+        and ``distributions.kl``; ``None``: by hand where it applies. The same numbers to 1e-10 from the same
         draws; the hand version is the default because it is faster (one
         step on the ``bench/vi.py`` network: 1.35× less time at n_mc = 1,
         1.10× at n_mc = 16), since the engine builds a graph node for every
@@ -81,7 +92,7 @@ class BayesByBackprop(VIMethod):
     is analytic when ``model.prior_distribution()`` is a ``Normal``, else the
     estimate −H[q] − mean_s log p(θ_s) (analytic entropy, same draws).
     q starts at μ₀ = ``init`` (default one ``model.init`` draw) and
-    σ₀ = 0.1 × the prior std, near a point estimate. ``history`` holds
+    σ₀ = ``init_std`` (default 0.1 × the prior std), near a point estimate. ``history`` holds
     ``elbo`` (the step's full-data estimate: likelihood rescaled by N/|batch|,
     minus the KL), ``kl``, ``grad_norm`` (of F_i) and ``mean_sigma``.
 
@@ -91,6 +102,8 @@ class BayesByBackprop(VIMethod):
     uncertainty in neural networks. ICML.
     Kingma, D. P., Salimans, T. and Welling, M. (2015). Variational dropout and the
     local reparameterization trick. NeurIPS.
+    Wen, Y., Vicol, P., Ba, J., Tran, D. and Grosse, R. (2018). Flipout: efficient
+    pseudo-independent weight perturbations on mini-batches. ICLR.
     """
 
     n_mc: int = 1
@@ -99,31 +112,61 @@ class BayesByBackprop(VIMethod):
     local_reparam: bool = False
     batch_size: int | None = None
     kl_weight: float | None = None
-    hand_gradient: bool = True
+    hand_gradient: bool | None = None
+    estimator: str | None = None
+    init_std: float | None = None
 
     def validate(self) -> None:
         super().validate()
         check.flag("local_reparam", self.local_reparam)
-        check.flag("hand_gradient", self.hand_gradient)
+        check.optional(check.flag, "hand_gradient", self.hand_gradient)
         check.optional(check.count, "batch_size", self.batch_size)
         check.optional(check.number, "kl_weight", self.kl_weight, 0.0)
+        check.optional(check.positive, "init_std", self.init_std)
+        if self.estimator is not None and self.estimator not in FORWARDS:
+            raise ValueError(f"estimator must be None or one of {sorted(FORWARDS)}, got {self.estimator!r}")
+        if self.local_reparam and self.estimator not in (None, "local"):
+            raise ValueError(f"local_reparam=True means estimator='local', got estimator={self.estimator!r}")
+
+    @property
+    def gradient_estimator(self) -> str:
+        """The estimator in use: ``estimator``, or ``"local"`` / ``"weights"`` from ``local_reparam``."""
+        return self.estimator or ("local" if self.local_reparam else "weights")
+
+    def uses_hand_gradient(self, model) -> bool:
+        """Whether ``loss_grad`` writes the chain rule out: ``hand_gradient``, or where it applies when None."""
+        applies = self.gradient_estimator == "weights" or (
+            self.gradient_estimator == "local" and isinstance(getattr(model, "net", None), MLP)
+        )
+        if self.hand_gradient and not applies:
+            raise ValueError(
+                f"hand_gradient=True covers estimator 'weights' and 'local' on an nn.MLP, not estimator="
+                f"{self.gradient_estimator!r} on {model_name(model)} with net {type(getattr(model, 'net', None)).__name__}; "
+                "use hand_gradient=None or False (the engine)"
+            )
+        return applies if self.hand_gradient is None else bool(self.hand_gradient)
 
     def uncounted_evals_per_step(self, model) -> tuple:
-        """With ``local_reparam`` the network runs on sampled pre-activations, not through the model: n_mc passes."""
-        return (int(self.n_mc), 0) if self.local_reparam else (0, 0)
+        """Sampled activations run the network outside the model: n_mc passes unless the estimator is "weights"."""
+        return (0, 0) if self.gradient_estimator == "weights" else (int(self.n_mc), 0)
 
     def n_batches(self, model) -> int:
         """Minibatches per epoch: ⌈N / batch_size⌉ (1 without minibatches)."""
         return 1 if self.batch_size is None else math.ceil(model.n_data / self.batch_size)
 
     def init(self, model, position, rng: np.random.Generator) -> BBBState:
-        """q with mean ``position`` (D,) and σ₀ = 0.1 × prior std; fresh Adam moments; no epoch started."""
-        if self.local_reparam:
-            check_local_reparam_model(model)
+        """q with mean ``position`` (D,) and σ₀ = ``init_std`` or 0.1 × prior std; fresh Adam moments; no epoch started."""
+        if self.gradient_estimator != "weights":
+            if self.gradient_estimator == "local" and not hasattr(getattr(model, "net", None), "layer_linear"):
+                check_local_reparam_model(model)  # an MLP, or a clear error naming the model
+            else:
+                check_weight_noise_model(model, self.gradient_estimator)
             if not isinstance(model.prior_distribution(), Normal):  # the KL must then be analytic: no θ is drawn
                 raise ValueError(
-                    f"local_reparam=True needs a Gaussian prior, but {model_name(model)}.prior_distribution() is not a Normal"
+                    f"estimator={self.gradient_estimator!r} needs a Gaussian prior, but {model_name(model)}.prior_distribution() "
+                    "is not a Normal"
                 )
+        self.uses_hand_gradient(model)  # refuse an impossible hand_gradient before the first step
         if self.batch_size is not None:
             if model.n_data is None:
                 raise ValueError(
@@ -134,7 +177,11 @@ class BayesByBackprop(VIMethod):
                     f"batch_size={self.batch_size} exceeds the number of data points n_data={model.n_data}"
                 )
         mu = np.array(position, dtype=np.float64, copy=True)
-        rho = initial_rho(model)
+        rho = (
+            initial_rho(model)
+            if self.init_std is None
+            else MeanFieldNormal.from_std(mu, np.full(mu.shape, self.init_std)).rho
+        )
         return BBBState(mu, rho, self.optimizer.init((mu, rho)), np.empty(0, dtype=np.intp), 0)
 
     def _next_batch(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
@@ -161,15 +208,21 @@ class BayesByBackprop(VIMethod):
         the same numbers from the same draws).
         """
         weight = self.kl_weight_for(model)
-        if self.hand_gradient:
-            return bbb_loss_grad_by_hand(model, mu, rho, rng, self.n_mc, idx, weight, bool(self.local_reparam))
+        if self.uses_hand_gradient(model):
+            return bbb_loss_grad_by_hand(
+                model, mu, rho, rng, self.n_mc, idx, weight, self.gradient_estimator == "local"
+            )
         prior = model.prior_distribution()
         batch_fraction = 1.0 if idx is None else idx.size / model.n_data
 
         def loss(mu, rho):
             q = MeanFieldNormal(mu, rho)
-            if self.local_reparam:
+            if self.gradient_estimator == "local" and isinstance(model.net, MLP):
                 expected_log_lik = local_reparam_log_likelihood(model, q, rng, self.n_mc, idx)
+            elif self.gradient_estimator != "weights":
+                expected_log_lik = weight_noise_log_likelihood(
+                    model, self.gradient_estimator, q.loc, q.scale, rng, self.n_mc, idx
+                )
             else:
                 theta = q.sample(rng, self.n_mc)
                 expected_log_lik = ad.mean(model.log_likelihood(theta, idx))

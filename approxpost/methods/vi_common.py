@@ -25,11 +25,20 @@ __all__ = [
     "check_finite_step",
     "model_name",
     "FINAL_ELBO_DRAWS",
+    "FINAL_ELBO_MIN_DRAWS",
+    "FINAL_ELBO_BUDGET",
+    "final_elbo_draws",
     "INIT_STD_FRACTION",
 ]
 
 FINAL_ELBO_DRAWS = 1000
-"""Draws of the final ELBO estimate in ``diagnostics["final_elbo"]`` (one batched pass)."""
+"""Most draws of the final ELBO estimate in ``diagnostics["final_elbo"]`` (one batched pass)."""
+
+FINAL_ELBO_MIN_DRAWS = 32
+"""Fewest draws of the final ELBO estimate, whatever the model's size."""
+
+FINAL_ELBO_BUDGET = 3 * 10**7
+"""Draws × data points × parameters the final ELBO may spend (the digits CNN gets the minimum, ~1 s)."""
 
 INIT_STD_FRACTION = 0.1
 """Starting σ as a fraction of the prior standard deviation."""
@@ -50,6 +59,19 @@ def initial_rho(model) -> np.ndarray:
     prior = model.prior_distribution()
     prior_std = prior.std if isinstance(prior, Normal) else np.ones(model.dim)
     return MeanFieldNormal.from_std(np.zeros(model.dim), INIT_STD_FRACTION * prior_std).rho
+
+
+def final_elbo_draws(model) -> int:
+    """Draws of the final ELBO: ``FINAL_ELBO_BUDGET`` / (N · D), clipped to [``FINAL_ELBO_MIN_DRAWS``, ``FINAL_ELBO_DRAWS``].
+
+    A measurement after the fit should cost a little of the fit, not most of
+    it: 1000 full-data passes of a network with thousands of weights took
+    longer than training it. N · D is a pass's rough cost; small models still
+    get 1000 draws, and the MCSE reported beside the estimate stays honest
+    whatever the number.
+    """
+    cost = max(1, int(model.n_data or 1)) * max(1, int(model.dim))
+    return int(np.clip(FINAL_ELBO_BUDGET // cost, FINAL_ELBO_MIN_DRAWS, FINAL_ELBO_DRAWS))
 
 
 def model_name(model) -> str:
@@ -107,12 +129,13 @@ class VIMethod(Method):
         return dataclasses.replace(self, n_steps=n_evals // int(self.n_mc))
 
     def build_posterior(self, model, state, kept: list, history: dict) -> GaussianPosterior:
-        """``GaussianPosterior(mean=μ, std=σ)`` with the full-constant ``final_elbo`` and its MCSE."""
+        """``GaussianPosterior(mean=μ, std=σ)`` with the full-constant ``final_elbo``, its MCSE and draws (see :func:`final_elbo_draws`)."""
         q = MeanFieldNormal(state.mu, state.rho)
         # a diagnostic, not part of the fit: fit has stopped counting before it builds the posterior
-        terms = elbo_terms(model, q, n_mc=FINAL_ELBO_DRAWS, seed=_FINAL_ELBO_SEED)
+        terms = elbo_terms(model, q, n_mc=final_elbo_draws(model), seed=_FINAL_ELBO_SEED)
         diagnostics = {
             "final_elbo": float(np.mean(terms)),
             "final_elbo_mcse": float(np.std(terms, ddof=1) / np.sqrt(terms.size)),
+            "final_elbo_draws": int(terms.size),
         }
         return GaussianPosterior(q.mean.copy(), std=q.std.copy(), diagnostics=diagnostics)
