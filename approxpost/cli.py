@@ -46,13 +46,16 @@ METHOD_NAMES.update(nuts="NUTS")
 # What `--methods all` runs: the five classic methods, whose defaults fit the README's main job in ~25 s on 2
 # cores; the other six of 0.2 without NUTS add ~30%. `--methods every` runs every name in METHOD_NAMES.
 ALL_METHODS = ("metropolis", "hmc", "is", "bbvi", "bbb")
+# on the digits CNN (D = 6058, 1000 images) a full-batch sampler's default run would take an hour: `all` there
+# means the minibatch methods, sized in image_methods(); any other method still runs by name
+IMAGE_METHODS = ("map", "bbb", "ensemble", "mc_dropout")
 
 
 def dataset_makers() -> dict:
     """Name on the command line -> data set generator: the regression ones, then the classification ones."""
     import approxpost as ap
 
-    return {**ap.datasets.DATASETS, "moons": ap.datasets.two_moons}
+    return {**ap.datasets.DATASETS, "moons": ap.datasets.two_moons, "digits": ap.datasets.digits}
 
 
 def build_model(dataset):
@@ -63,6 +66,8 @@ def build_model(dataset):
     """
     import approxpost as ap
 
+    if dataset.name == "digits":  # nn.CNN's defaults suit 8×8 digits: D = 6058
+        return ap.models.Classification(ap.nn.CNN(), dataset.x, dataset.y, prior_std=1.0)
     if dataset.name == "moons":
         net = ap.nn.MLP([dataset.x.shape[1], 20, 2], activation="tanh")
         return ap.models.Classification(net, dataset.x, dataset.y, prior_std=1.0)
@@ -94,14 +99,26 @@ def default_methods() -> dict:
     }
 
 
+def image_methods() -> dict:
+    """The digits CNN's settings for ``--methods all``: minibatches of 100, 300 steps (30 epochs), a few seconds each."""
+    import approxpost as ap
+
+    return {
+        "map": ap.MAP(n_steps=300, learning_rate=1e-2, batch_size=100),
+        "bbb": ap.BayesByBackprop(n_mc=1, n_steps=300, learning_rate=1e-2, batch_size=100, estimator="local"),
+        "ensemble": ap.DeepEnsemble(n_members=5, n_steps=300, learning_rate=1e-2, batch_size=100),
+        "mc_dropout": ap.MCDropout(p=0.1, n_steps=300, learning_rate=1e-2, batch_size=100),
+    }
+
+
 class _UsageError(Exception):
     pass
 
 
-def _parse_methods(text: str) -> list:
+def _parse_methods(text: str, dataset: str = "gap") -> list:
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
     if names == ["all"]:
-        return list(ALL_METHODS)
+        return list(IMAGE_METHODS if dataset == "digits" else ALL_METHODS)
     if names == ["every"]:
         return list(METHOD_NAMES)
     unknown = [name for name in names if name not in METHOD_NAMES]
@@ -122,7 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     compare = commands.add_parser("compare", help="fit every method to a toy problem and tabulate the results")
     compare.add_argument(
-        "--dataset", default="gap", help="gap, blundell or linear (regression), moons (classification); default: gap"
+        "--dataset",
+        default="gap",
+        help="gap, blundell or linear (regression), moons or digits (classification); default: gap",
     )
     compare.add_argument(
         "--methods",
@@ -205,12 +224,12 @@ def run_compare(args) -> int:
     makers = dataset_makers()
     if args.dataset not in makers:
         raise _UsageError(f"unknown dataset {args.dataset!r}; valid: {', '.join(makers)}")
-    names = _parse_methods(args.methods)
+    names = _parse_methods(args.methods, args.dataset)
     if args.seed < 0:
         raise _UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     if args.budget is not None and args.budget < 1:
         raise _UsageError(f"--budget must be a positive number of evaluations, got {args.budget}")
-    defaults = default_methods()
+    defaults = {**default_methods(), **(image_methods() if args.dataset == "digits" else {})}
     methods = {METHOD_NAMES[name]: defaults[name] for name in names}
     if args.budget is not None:  # every setting is checked before the first (long) fit
         methods = {label: _within_budget(label, method, args.budget) for label, method in methods.items()}
@@ -253,12 +272,14 @@ def run_compare(args) -> int:
             figures["entropy.png"] = plot.decision_surface(result, data, quantity="entropy")
     else:
         figures = {"bands.png": plot.bands(result, data)}
-    q = None
-    if "BBB" in result.posteriors:
-        bbb = result.posteriors["BBB"]
-        q = ap.distributions.MeanFieldNormal.from_std(bbb.mean, bbb.std)
-    curves = gradient_variance_curves(model, q=q, n_repeats=50, seed=args.seed)
-    figures["grad_variance.png"] = plot.grad_variance(curves)
+    # each point of the gradient-variance curves is 50 full-data passes: minutes on the digits CNN, so images skip it
+    if data.x.ndim == 2:
+        q = None
+        if "BBB" in result.posteriors:
+            bbb = result.posteriors["BBB"]
+            q = ap.distributions.MeanFieldNormal.from_std(bbb.mean, bbb.std)
+        curves = gradient_variance_curves(model, q=q, n_repeats=50, seed=args.seed)
+        figures["grad_variance.png"] = plot.grad_variance(curves)
     for name, figure in figures.items():
         figure.savefig(os.path.join(args.out, name), dpi=110)
     print(f"wrote table.md, {', '.join(figures)} to {args.out} in {time.perf_counter() - start:.1f} s")

@@ -47,6 +47,25 @@ def test_compare_on_moons_writes_classification_figures(tmp_path, capsys):
     assert "| BBB |" in capsys.readouterr().out
 
 
+def test_compare_on_digits_runs_the_cnn_with_ood_columns(tmp_path, capsys):
+    """``--dataset digits`` builds the default CNN; ``all`` there is the minibatch methods, and OOD AUROC is reported."""
+    out = tmp_path / "digits"
+    argv = ["compare", "--dataset", "digits", "--methods", "map", "--budget", "30", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert (out / "reliability.png").stat().st_size > 0
+    assert not (out / "grad_variance.png").exists() and not (out / "decision_surface.png").exists()
+    table = (out / "table.md").read_text()
+    assert "test accuracy" in table and "OOD AUROC (MI)" in table
+    assert f"D={ap.nn.CNN().dim}" in capsys.readouterr().out
+
+
+def test_all_on_digits_means_the_minibatch_methods():
+    from approxpost.cli import IMAGE_METHODS, _parse_methods, image_methods
+
+    assert _parse_methods("all", "digits") == list(IMAGE_METHODS) and set(image_methods()) == set(IMAGE_METHODS)
+    assert _parse_methods("all", "gap") == list(ALL_METHODS)
+
+
 # Laplace's GGN under a --budget cannot pay for a classifier's Jacobian charge (reported to its owner), so on
 # moons it runs by name with its own settings and the other ten share the budget
 @pytest.mark.parametrize(
@@ -96,7 +115,7 @@ def test_all_is_the_five_classic_methods_and_every_name_selects_its_method():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons"),
+        (["compare", "--dataset", "spirals"], "unknown dataset 'spirals'; valid: gap, blundell, linear, moons, digits"),
         (
             ["compare", "--methods", "hmc,nope"],
             "unknown method 'nope'; valid: all, every, metropolis, hmc, is, bbvi, bbb, laplace, sgld, sghmc, map, ensemble, "
