@@ -217,6 +217,8 @@ def run_compare(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from matplotlib import pyplot
+
     import approxpost as ap
     from approxpost import plot
     from approxpost.compare import gradient_variance_curves, is_classifier
@@ -282,6 +284,7 @@ def run_compare(args) -> int:
         figures["grad_variance.png"] = plot.grad_variance(curves)
     for name, figure in figures.items():
         figure.savefig(os.path.join(args.out, name), dpi=110)
+        pyplot.close(figure)  # written: free it, so repeated runs in one process (the tests) don't pile figures up
     print(f"wrote table.md, {', '.join(figures)} to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 
