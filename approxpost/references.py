@@ -7,11 +7,15 @@ default network (:func:`approxpost.cli.build_model`), produced by
 ``scripts/make_references.py``, whose settings, cost and convergence are in
 the file's metadata. Convergence is checked on *function values*: weights
 never mix across the permutation and sign symmetries of a network, so R-hat
-on θ is meaningless; the predictive f(x_test) must mix.
+on θ is meaningless; the predictive f(x_test) must mix. For the two moons
+classifier that means the class probability p(y = 1 | x_test, θ)
+(:func:`function_diagnostics`). Stored: ``gap`` (MLP([1, 50, 1])) and
+``moons`` (MLP([2, 20, 2])), see :func:`available`; the digits CNN
+(D = 6058) is beyond a full-batch NUTS run on a laptop.
 
 A reference is an ``.npz`` archive in ``approxpost/reference_data/``: thinned
 draws stored as **float32** (half the size; they are read back as float64),
-R-hat and bulk ESS of f at every test input, and one JSON metadata entry.
+R-hat and bulk ESS of f (or p) at every test input, and one JSON metadata entry.
 Loading never unpickles.
 """
 
@@ -40,17 +44,28 @@ def available() -> list:
 
 
 def function_diagnostics(model, draws: np.ndarray, x) -> tuple:
-    """R-hat and bulk ESS of the network output f(x) at every input: two (n,) arrays.
+    """R-hat and bulk ESS of the predictive at every input: two (n,) arrays.
 
-    ``draws`` is (n_chains, n_draws, D); f is evaluated for all draws in one
-    batched pass (a single output unit is assumed).
+    ``draws`` is (n_chains, n_draws, D); the predictive is evaluated for all
+    draws in one batched pass. A regression is judged on its single network
+    output f(x). A classifier is judged on its class probabilities
+    p(y = k | x, θ): per input, the worst R-hat and the smallest ESS over the
+    classes. With two classes p(y = 0) = 1 − p(y = 1) carries exactly the same
+    information (and the rank-normalised R-hat and ESS are the same for both),
+    so only p(y = 1) is used: one number per input, nothing counted twice.
     """
     from .diagnostics import ess_and_rhat
 
     n_chains, n_draws, dim = draws.shape
-    f = model.predict(draws.reshape(-1, dim), x)[..., 0].reshape(n_chains, n_draws, -1)
-    ess, rhat = ess_and_rhat(f)
-    return rhat, ess
+    flat = draws.reshape(-1, dim)
+    if callable(getattr(model, "predict_proba", None)):
+        probs = model.predict_proba(flat, x)
+        f = probs[..., 1:] if probs.shape[-1] == 2 else probs  # (S, n, K'): the classes that carry information
+    else:
+        f = model.predict(flat, x)[..., :1]
+    n_inputs, n_outputs = f.shape[1], f.shape[2]
+    ess, rhat = ess_and_rhat(f.reshape(n_chains, n_draws, n_inputs * n_outputs))
+    return rhat.reshape(n_inputs, n_outputs).max(axis=1), ess.reshape(n_inputs, n_outputs).min(axis=1)
 
 
 def save_reference(path: str | os.PathLike, draws: np.ndarray, f_rhat, f_ess, metadata: dict) -> None:
@@ -84,8 +99,7 @@ def load(name: str) -> SamplePosterior:
         ``settings`` the NUTS settings plus ``dataset``, ``seed``, ``thin``
         and ``stored_dtype``; ``cost`` the whole run's.
     """
-    from .cli import build_model
-    from .datasets import DATASETS
+    from .cli import build_model, dataset_makers
 
     names = available()
     if name not in names:
@@ -93,7 +107,7 @@ def load(name: str) -> SamplePosterior:
     with np.load(REFERENCE_DIR / f"{name}.npz", allow_pickle=False) as archive:
         arrays = {key: archive[key] for key in (*_ARRAYS, _METADATA)}
     metadata = json.loads(arrays[_METADATA].tobytes().decode("utf-8"))
-    data = DATASETS[metadata["settings"]["dataset"]](seed=metadata["settings"]["seed"])
+    data = dataset_makers()[metadata["settings"]["dataset"]](seed=metadata["settings"]["seed"])
     diagnostics = {
         **metadata["diagnostics"],
         "f_rhat": arrays["f_rhat"],

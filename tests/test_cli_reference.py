@@ -54,3 +54,28 @@ def test_a_data_set_without_a_stored_reference_runs_without_distances(tmp_path, 
     assert main(["compare", "--dataset", "linear", "--methods", "map", "--out", str(out), "--quiet"]) == 0
     assert "distances to a reference: no, no stored reference for linear" in capsys.readouterr().out
     assert "W2 to reference" not in (out / "table.md").read_text()
+
+
+def test_the_moons_table_has_agreement_and_total_variation_to_the_stored_reference(tmp_path, capsys):
+    assert "moons" in ap.references.available()
+    out = tmp_path / "moons"
+    argv = ["compare", "--dataset", "moons", "--methods", "map", "--budget", "300", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    assert "distances to a reference: yes, stored NUTS reference" in capsys.readouterr().out
+    table = (out / "table.md").read_text()
+    data = ap.datasets.two_moons(seed=0)
+    model = build_model(data)
+    methods = {"MAP": default_methods()["map"].with_budget(300)}
+    again = ap.compare(model, methods, test=(data.x_test, data.y_test), seed=0, reference=ap.references.load("moons"))
+    assert _cell(table, "MAP", "agreement") == round(again.table["MAP"]["agreement"], 3)
+    assert _cell(table, "MAP", "TV to reference") == round(again.table["MAP"]["tv_reference"], 3)
+    assert 0.0 < again.table["MAP"]["tv_reference"] < 0.5 and again.table["MAP"]["agreement"] > 0.5
+
+
+def test_every_stored_reference_is_the_cli_default_for_its_data_set_at_its_seed():
+    from approxpost.cli import stored_reference
+
+    for name in ap.references.available():
+        reference, why = stored_reference(name, 0)
+        assert reference is not None and why.startswith("stored NUTS reference"), (name, why)
+        assert stored_reference(name, 1) == (None, f"the stored {name} reference is for --seed 0, not 1")
