@@ -9,9 +9,9 @@ the file's metadata. Convergence is checked on *function values*: weights
 never mix across the permutation and sign symmetries of a network, so R-hat
 on θ is meaningless; the predictive f(x_test) must mix. For the two moons
 classifier that means the class probability p(y = 1 | x_test, θ)
-(:func:`function_diagnostics`). Stored: ``gap`` (MLP([1, 50, 1])) and
-``moons`` (MLP([2, 20, 2])), see :func:`available`; the digits CNN
-(D = 6058) is beyond a full-batch NUTS run on a laptop.
+(:func:`function_diagnostics`). Stored: ``gap`` and ``blundell``
+(MLP([1, 50, 1])) and ``moons`` (MLP([2, 20, 2])), see :func:`available`;
+the digits CNN (D = 6058) is beyond a full-batch NUTS run on a laptop.
 
 A reference is an ``.npz`` archive in ``approxpost/reference_data/``: thinned
 draws stored as **float32** (half the size; they are read back as float64),

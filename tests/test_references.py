@@ -13,7 +13,7 @@ N_SE = 4.0
 
 
 def test_available_lists_the_stored_problems():
-    assert {"gap", "moons"} <= set(references.available())
+    assert {"gap", "blundell", "moons"} <= set(references.available())
     assert references.available() == sorted(references.available())
 
 
