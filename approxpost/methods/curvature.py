@@ -19,6 +19,7 @@ __all__ = [
     "log_prior_shift",
     "HESSIAN_BATCH",
     "FD_STEP",
+    "PRIOR_RANGE",
 ]
 
 HESSIAN_BATCH = 1024
@@ -27,7 +28,8 @@ HESSIAN_BATCH = 1024
 FD_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
 """Relative central-difference step h = ε^(1/3) max(1, |θ_i|): balances truncation O(h²) and rounding O(ε/h)."""
 
-_PRIOR_RANGE = 25.0  # the evidence maximiser is sought for log α within ±25 of the current log α (e^25 ≈ 7e10)
+PRIOR_RANGE = 25.0
+"""The evidence maximiser is sought for log α within ±25 of the current log α (e^25 ≈ 7e10)."""
 
 
 def hessian(model, theta: np.ndarray) -> np.ndarray:
@@ -87,7 +89,7 @@ def prior_precision_at_evidence_max(eigenvalues, grad_lik, theta, logdet_curvatu
         mode = (lam * t + g) / (lam + a)
         return -0.5 * a * float(mode @ mode) + 0.5 * dim - 0.5 * float(np.sum(a / (c + a)))
 
-    low, high = np.log(alpha) - _PRIOR_RANGE, np.log(alpha) + _PRIOR_RANGE
+    low, high = np.log(alpha) - PRIOR_RANGE, np.log(alpha) + PRIOR_RANGE
     slope_low, slope_high = slope(low), slope(high)
     if slope_low <= 0:
         return float(np.exp(low))
