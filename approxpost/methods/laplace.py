@@ -26,6 +26,7 @@ from .curvature import (
     line_search_fractions,
     log_prior_shift,
     prior_precision_at_evidence_max,
+    unbounded_evidence_error,
 )
 
 __all__ = ["Laplace", "LaplaceState", "LaplaceInfo", "HESSIANS"]
@@ -264,8 +265,8 @@ class Laplace(Method):
             alpha = prior_precision_at_evidence_max(
                 eigenvalues, eigenvectors.T @ grad_lik, eigenvectors.T @ state.theta, logdet_curvature, precision[0]
             )
-            if np.log(precision[0] / alpha) >= PRIOR_RANGE * (1 - 1e-9):
-                self._raise_unbounded_evidence(raw, grad_lik, alpha)
+            if np.log(precision[0] / alpha) >= PRIOR_RANGE * (1 - 1e-9):  # no maximum: the prior std runs off
+                raise unbounded_evidence_error(self, raw, grad_lik, alpha)
             new_precision = np.full(model.dim, alpha)
             log_joint = log_joint + log_prior_shift(state.theta, new_precision, precision)
             grad, precision = grad_lik - alpha * state.theta, new_precision
@@ -285,26 +286,6 @@ class Laplace(Method):
         curvature = self._curvature(model, theta, model_precision)
         new = LaplaceState(theta, log_joint, grad, state.opt_state, precision, curvature, state.iteration + 1)
         return new, LaplaceInfo(float(log_joint), float(np.linalg.norm(grad)))
-
-    def _raise_unbounded_evidence(self, raw_curvature, grad_lik, alpha) -> None:
-        """optimize_prior found no evidence maximum: with C ⋡ 0 and ∇ ≠ 0 along C's flat (clipped) directions
-        the local quadratic evidence grows like exp(g²/2α) as α → 0, so the prior std would run off to ∞."""
-        smallest, n_bad = float(np.min(raw_curvature)), int(np.sum(raw_curvature <= 0))
-        what = "Gauss–Newton matrix" if self.hessian == "ggn" else "Hessian"
-        if smallest <= 0:
-            reason = (
-                f"the {what} of −log p(D | θ) there is not positive definite (smallest eigenvalue {smallest:.3g}, "
-                f"{n_bad} of {raw_curvature.size} ≤ 0) and the gradient along those directions is not zero "
-                f"(‖∇ log p(D | θ)‖ = {np.linalg.norm(grad_lik):.3g}): θ is not a mode"
-            )
-        else:
-            reason = f"the likelihood is too flat there (smallest eigenvalue of the {what} {smallest:.3g})"
-        raise ValueError(
-            f"optimize_prior=True: the Laplace evidence keeps rising as the prior std grows (past "
-            f"{1 / np.sqrt(alpha):.3g} in one Newton step), because {reason}. Optimise further first (n_steps="
-            f"{self.n_steps}, n_newton={self.n_newton}, or init nearer the mode), or use hessian='ggn', which is "
-            "positive semi-definite with the gradient in its range"
-        )
 
     def build_posterior(self, model, state: LaplaceState, kept: list, history: dict) -> LaplacePosterior:
         """N(θ*, Λ⁻¹) with the Laplace evidence, from the last Newton step's θ and curvature."""
