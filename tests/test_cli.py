@@ -1,7 +1,9 @@
 """The approxpost command end to end in a temporary directory."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +123,18 @@ def test_version_via_python_m():
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"approxpost {ap.__version__}"
+
+
+def test_the_installed_console_script_runs_and_reports_usage_errors(tmp_path):
+    """The README runs ``approxpost ...``: the script pip installs, not ``python -m``."""
+    script = Path(sys.executable).with_name("approxpost")
+    if not script.exists() and not os.environ.get("CI"):  # a source checkout on PYTHONPATH, not installed
+        pytest.skip("approxpost is not installed in this environment (pip install -e .)")
+    version = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert (version.returncode, version.stdout.strip()) == (0, f"approxpost {ap.__version__}")
+    wrong = subprocess.run([str(script), "compare", "--methods", "nope"], capture_output=True, text=True, cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().startswith("approxpost: error: ") and len(wrong.stderr.strip().splitlines()) == 1
 
 
 def _run(*argv, cwd):
