@@ -32,7 +32,7 @@ runs (the machine is shared) on ``--clock``: ``cpu`` (default) is the
 process's CPU time, which leaves out the time it waited for a core while
 other jobs ran (run with ``OPENBLAS_NUM_THREADS=1`` so it is one thread's);
 ``wall`` is elapsed time. Run: ``python bench/samplers.py`` (a few minutes;
-``--iterations`` to change the length, ``--models gap`` for the small model only).
+``--iterations`` to change the length, ``--models gap`` or ``deep`` for one model, ``--chains 1`` for one chain).
 """
 
 from __future__ import annotations
@@ -178,14 +178,16 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; the median counts")
     parser.add_argument("--n-leapfrog", type=int, default=20)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what a run's time is (default: cpu)")
-    parser.add_argument("--models", choices=("all", "gap"), default="all", help="gap: the D = 151 model only")
+    parser.add_argument(
+        "--models", choices=("all", "gap", "deep"), default="all", help="gap (D = 151) or deep (D = 2701) only"
+    )
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 8], help="numbers of chains (default: 1 8)")
     args = parser.parse_args(argv)
     n_leapfrog, n_iter, clock = args.n_leapfrog, args.iterations, CLOCKS[args.clock]
     rows = []
     models = make_models()
-    if args.models == "gap":
-        models = dict(list(models.items())[:1])
+    if args.models != "all":
+        models = dict([list(models.items())[0 if args.models == "gap" else 1]])
     for name, model in models.items():
         step_size, starts = warm_start(model, n_leapfrog, n_chains=max(args.chains))
         check_agreement(model, starts, step_size, n_leapfrog)
