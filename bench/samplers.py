@@ -31,8 +31,10 @@ differs only by speed). Times are the medians of ``--repeats`` interleaved
 runs (the machine is shared) on ``--clock``: ``cpu`` (default) is the
 process's CPU time, which leaves out the time it waited for a core while
 other jobs ran (run with ``OPENBLAS_NUM_THREADS=1`` so it is one thread's);
-``wall`` is elapsed time. Run: ``python bench/samplers.py`` (a few minutes;
-``--iterations`` to change the length, ``--models gap`` or ``deep`` for one model, ``--chains 1`` for one chain).
+``wall`` is elapsed time. ``--overhead`` adds the microseconds the sampler
+itself costs, timed on a near-free gradient. Run: ``python bench/samplers.py``
+(a few minutes; ``--iterations`` to change the length, ``--models gap`` or
+``deep`` for one model, ``--chains 1`` for one chain).
 """
 
 from __future__ import annotations
@@ -172,6 +174,53 @@ def check_agreement(model, start, step_size, n_leapfrog):
     assert np.array_equal(traces[2], traces[-1]), "the library's HMC and the hand loop disagree on the same gradient"
 
 
+class StandardGaussian(ap.models.Model):
+    """N(0, I) in D = 151 with a gradient that costs ~1 µs: what the sampler adds to the hand loop shows bare."""
+
+    dim = 151
+
+    def log_prior(self, theta):
+        return -0.5 * ap.autodiff.sum_squares(theta, axis=-1)
+
+    def log_likelihood(self, theta, idx=None):
+        return 0.0 * ap.autodiff.sum(theta, axis=-1)
+
+    def log_joint_and_grad(self, theta, idx=None):
+        return -0.5 * np.sum(theta * theta, axis=-1), -theta
+
+
+def overhead(clock, repeats: int, n_iterations: int = 2000) -> None:
+    """µs an iteration that ``fit`` and ``step`` add to the hand loop, at L = 1 and 20, on a near-free gradient.
+
+    The difference between the two L splits it into a per-iteration and a per-leapfrog part; fit's
+    includes building the ``SamplePosterior`` (ESS and R-hat of 151 coordinates over the draws).
+    """
+    model = StandardGaussian()
+    start = np.random.default_rng(0).standard_normal((1, model.dim))
+    extra = {}
+    for n_leapfrog in (1, 20):
+        runs = {
+            "ap fit": lambda: library_fit(model, start, 0.1, n_leapfrog, n_iterations, seed=2),
+            "ap step": lambda: library_steps(model, start, 0.1, n_leapfrog, n_iterations, seed=2),
+            "hand": lambda: hand_hmc(model.log_joint_and_grad, start, 0.1, n_leapfrog, n_iterations, seed=2),
+        }
+        times = {label: [] for label in runs}
+        for _ in range(repeats):
+            for label, run in runs.items():
+                times[label].append(timed(run, clock)[1] / n_iterations)
+        best = {label: statistics.median(t) for label, t in times.items()}
+        for label in ("ap fit", "ap step"):
+            extra[label, n_leapfrog] = (best[label] - best["hand"]) * 1e6
+    print(f"\nsampler overhead beyond the hand loop, N(0, I) in D = 151, one chain, {n_iterations} iterations (µs)")
+    print(f"{'sampler':<8} {'L = 1':>8} {'L = 20':>8} {'per leapfrog':>13} {'per iteration':>14}")
+    for label in ("ap fit", "ap step"):
+        per_leapfrog = (extra[label, 20] - extra[label, 1]) / 19
+        print(
+            f"{label:<8} {extra[label, 1]:>8.1f} {extra[label, 20]:>8.1f} {per_leapfrog:>13.2f} "
+            f"{extra[label, 1] - per_leapfrog:>14.1f}"
+        )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300, help="HMC iterations per timed run")
@@ -182,6 +231,7 @@ def main(argv=None) -> None:
         "--models", choices=("all", "gap", "deep"), default="all", help="gap (D = 151) or deep (D = 2701) only"
     )
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 8], help="numbers of chains (default: 1 8)")
+    parser.add_argument("--overhead", action="store_true", help="also time the sampler alone on a near-free gradient")
     args = parser.parse_args(argv)
     n_leapfrog, n_iter, clock = args.n_leapfrog, args.iterations, CLOCKS[args.clock]
     rows = []
@@ -218,6 +268,8 @@ def main(argv=None) -> None:
                     (name, model.dim, n_chains, label, grads / seconds, chain_ess / seconds, seconds, step_size)
                 )
     report(rows, args)
+    if args.overhead:
+        overhead(clock, args.repeats)
 
 
 def report(rows, args) -> None:
