@@ -195,15 +195,12 @@ class Regression(Model):
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
-        return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (
-            np.log(self.prior_std) + 0.5 * LOG_2PI
-        )
+        return ad.gaussian_log_density(theta, 0.0, self.prior_std, axis=-1)
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
-        squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
-        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
+        log_lik = ad.gaussian_log_density(y, self.net.forward(theta, x), self.noise_std, axis=(-2, -1))
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def mean_output_log_likelihood(self, f, idx=None):
@@ -289,8 +286,7 @@ class LinearRegression(Regression):
 
     def log_likelihood(self, theta, idx=None):
         design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
-        residual = (y - ad.matmul(theta, design.T)) / self.noise_std
-        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
+        log_lik = ad.gaussian_log_density(y, ad.matmul(theta, design.T), self.noise_std, axis=-1)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def posterior_precision(self) -> np.ndarray:

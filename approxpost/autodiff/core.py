@@ -108,12 +108,16 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def add_gradient(grads: dict, owned: set, key, contribution) -> None:
-    """Add one VJP's ``contribution`` into ``grads[key]``.
+    """Add one VJP's ``contribution`` (an array, an ``IndexedGrad`` or a tuple of them) into ``grads[key]``.
 
     A gradient buffer this pass allocated (``owned``) is added into in place;
     any other array may be a read-only view or another node's value, so the
     first sum into it makes a new array.
     """
+    if type(contribution) is tuple:  # pieces of one operand, e.g. a fused layer's W and b slices of θ
+        for piece in contribution:
+            add_gradient(grads, owned, key, piece)
+        return
     held = grads.get(key)
     if type(contribution) is IndexedGrad:
         if held is None or key not in owned:

@@ -176,7 +176,7 @@ class Tape:
                     if slot is None:
                         continue
                     contribution = parent_vjp(g_k)
-                    if slot in grads or type(contribution) is IndexedGrad:
+                    if slot in grads or type(contribution) in (IndexedGrad, tuple):
                         add_gradient(grads, owned, slot, contribution)
                     else:  # the first arrival, as add_gradient would store it, without the call
                         grads[slot] = contribution
