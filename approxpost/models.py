@@ -106,19 +106,25 @@ class Model:
         own gradient.
         """
         theta = self.check_theta(theta)
-        tape = None
         if self.replay_graph and idx is None:
-            tapes = self.__dict__.setdefault("_tapes", {})
-            if theta.shape not in tapes:
-                tapes[theta.shape] = ad.Tape(self.log_joint, theta)
-            tape = tapes[theta.shape]
-        if tape is not None and tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
-            value, pullback = tape.vjp(theta)
-        else:
-            value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
+            tape = self._tape_for(theta)
+            if tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
+                value, gradient = tape.value_and_grad(theta)
+                return (float(value) if theta.ndim == 1 else value), gradient
+        value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
         value = self._check_output(np.asarray(value), theta)
         gradient = pullback(np.ones(value.shape))
         return (float(value) if theta.ndim == 1 else value), gradient
+
+    def _tape_for(self, theta: np.ndarray):
+        """The recorded graph of ``log_joint`` at θ's shape (recorded, and its output shape checked, on first use)."""
+        tapes = self.__dict__.setdefault("_tapes", {})
+        tape = tapes.get(theta.shape)
+        if tape is None:
+            tape = ad.Tape(self.log_joint, theta)
+            self._check_output(np.empty(tape.out_shape), theta)
+            tapes[theta.shape] = tape
+        return tape
 
     def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         """``n`` starting points (n, D); by default N(0, 1) draws."""

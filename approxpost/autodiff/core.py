@@ -48,8 +48,13 @@ class Var:
     __array_ufunc__ = None
 
     def __init__(self, value, parents: tuple = (), vjps: tuple = ()):
+        # a float64 NumPy scalar (what arithmetic on 0-d arrays returns) is kept as it is: converting it
+        # back to a 0-d array costs as much as the scalar arithmetic itself on a 2-D target's graph
+        t = type(value)
         self.value = (
-            value if type(value) is np.ndarray and value.dtype == np.float64 else np.asarray(value, dtype=np.float64)
+            value
+            if (t is np.ndarray and value.dtype == np.float64) or t is np.float64
+            else np.asarray(value, dtype=np.float64)
         )
         self.parents = parents
         self.vjps = vjps

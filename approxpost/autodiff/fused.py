@@ -131,20 +131,23 @@ def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
     constant = n * (np.log(std) + 0.5 * LOG_2PI)
     if _plain:
         return ops.sum_squares(x if zero_mean else ops.sub(x, mean), axis=axis) * scale - constant
-    return _gaussian_log_density(x, mean, scale, constant, axis, zero_mean)
+    shapes = (np.shape(xv), np.shape(mv), ops._kept_shape(shape, axis))
+    return _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes)
 
 
 @primitive
-def _gaussian_log_density(x, mean, scale, constant, axis, zero_mean):
+def _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes):
     xv, mv = _value(x), _value(mean)
     r = xv if zero_mean else xv - mv
-    kept = ops._kept_shape(np.shape(r), axis)
+    x_shape, mean_shape, kept = shapes  # worked out once by the caller (a tape replays them)
 
     def grad_r(g):
-        return 2.0 * r * np.reshape(g * scale, kept)
+        return 2.0 * r * (g * scale).reshape(kept)
 
-    return ops._node(
+    return ops._node2(
         np.add.reduce(r * r, axis=axis) * scale - constant,
-        (x, lambda g: unbroadcast(grad_r(g), np.shape(xv))),
-        (mean, lambda g: unbroadcast(-grad_r(g), np.shape(mv))),
+        x,
+        lambda g: unbroadcast(grad_r(g), x_shape),
+        mean,
+        lambda g: unbroadcast(-grad_r(g), mean_shape),
     )

@@ -85,25 +85,27 @@ def _shape(x) -> tuple:
 
 def add(a, b):
     """a + b.  VJP: g, g (each summed back to its operand's shape)."""
-    sa, sb = _shape(_value(a)), _shape(_value(b))
-    return _node2(_value(a) + _value(b), a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(g, sb))
+    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
+    sa, sb = _shape(av), _shape(bv)
+    return _node2(av + bv, a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(g, sb))
 
 
 def sub(a, b):
     """a - b.  VJP: g, -g."""
-    sa, sb = _shape(_value(a)), _shape(_value(b))
-    return _node2(_value(a) - _value(b), a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(-g, sb))
+    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
+    sa, sb = _shape(av), _shape(bv)
+    return _node2(av - bv, a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(-g, sb))
 
 
 def mul(a, b):
     """a * b.  VJP: g b, g a."""
-    av, bv = _value(a), _value(b)
+    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
     return _node2(av * bv, a, lambda g: unbroadcast(g * bv, _shape(av)), b, lambda g: unbroadcast(g * av, _shape(bv)))
 
 
 def div(a, b):
     """a / b.  VJP: g / b, -g a / b²."""
-    av, bv = _value(a), _value(b)
+    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
     out = av / bv
     return _node2(
         out, a, lambda g: unbroadcast(g / bv, _shape(av)), b, lambda g: unbroadcast(-g * out / bv, _shape(bv))
