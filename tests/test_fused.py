@@ -99,6 +99,16 @@ def test_dense_on_arrays_builds_no_graph_and_rejects_an_unknown_activation():
     assert type(out) is np.ndarray and out.shape == (4, 3)
     with pytest.raises(ValueError, match="activation must be None, 'tanh' or 'relu', got 'gelu'"):
         ad.dense(x, theta, *net.slices[0], activation="gelu")
+    with pytest.raises(ValueError, match=r"got theta of shape \(5,\) and x of shape \(4, 2\)"):
+        ad.dense(x, theta[:5], *net.slices[0])
+    with pytest.raises(ValueError, match=r"multiplies x by W: got theta of shape \(13,\) and x of shape \(4, 3\)"):
+        ad.dense(np.ones((4, 3)), theta, *net.slices[0])
+
+
+@pytest.mark.parametrize("std", [0.0, -1.0, np.inf, np.nan, np.ones(2)])
+def test_gaussian_log_density_rejects_a_std_that_is_not_a_positive_number(std):
+    with pytest.raises(ValueError, match="std must be a positive finite number"):
+        ad.gaussian_log_density(np.ones(3), 0.0, std)
 
 
 @st.composite

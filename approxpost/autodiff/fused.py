@@ -70,7 +70,13 @@ def dense(x, theta, weight: tuple, bias: tuple, activation: str | None = None):
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be None, 'tanh' or 'relu', got {activation!r}")
     (w0, w1, w_shape), (b0, b1, b_shape) = weight, bias
-    lead = np.shape(_value(theta))[:-1]
+    theta_shape, x_shape = np.shape(_value(theta)), np.shape(_value(x))
+    if not theta_shape or theta_shape[-1] < max(w1, b1) or not x_shape or x_shape[-1] != w_shape[0]:
+        raise ValueError(
+            f"dense reads W {tuple(w_shape)} at θ[{w0}:{w1}] and b at θ[{b0}:{b1}] and multiplies x by W: "
+            f"got theta of shape {theta_shape} and x of shape {x_shape}"
+        )
+    lead = theta_shape[:-1]
     b_shape = lead + ((1,) if lead else ()) + tuple(b_shape)
     if _plain:
         w = ops.view(theta, (Ellipsis, slice(w0, w1)), lead + tuple(w_shape))
@@ -124,6 +130,8 @@ def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
     g_r = 2 (x − mean) · g (−½/std²), ∂x = g_r and ∂mean = −g_r, each summed
     back to its shape.
     """
+    if not (type(std) in (int, float, np.float64) and 0 < std < np.inf):
+        raise ValueError(f"std must be a positive finite number, got {std!r}")
     scale, xv, mv = -0.5 / std**2, _value(x), _value(mean)
     zero_mean = type(mv) in (int, float) and mv == 0
     shape = np.broadcast_shapes(np.shape(xv), np.shape(mv))
