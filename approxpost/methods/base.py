@@ -23,6 +23,8 @@ and may override (defaults in brackets)::
     end_warmup(model, state, adaptation) -> state  # [state]
     keep(model, state, info) -> value stored for build_posterior   # [None]
     uncounted_evals_per_step(model) -> (grad_evals, density_evals)   # [(0, 0)]
+    uncounted_evals(model, state, new_state, info) -> (grad_evals, density_evals)
+                                                   # [uncounted_evals_per_step(model)]
 
 Cost. ``fit`` hands ``step`` a model that counts its own evaluations: every
 row of θ passed to ``model.log_joint`` / ``log_likelihood`` counts once (a
@@ -32,7 +34,10 @@ start check). A method never sees the counter. It declares its
 cost per step with ``evals_per_step`` (what ``with_budget`` divides the budget
 by); a step that evaluates the model some way the counter cannot see (e.g.
 sampled pre-activations) also declares those with ``uncounted_evals_per_step``,
-which ``fit`` adds after every step. A method with no starting point sets
+which ``fit`` adds after every step. A step whose hidden cost depends on where
+the run is (Laplace's GGN Jacobian runs only in its Newton steps) overrides
+``uncounted_evals`` instead: it sees the state the step started from, the one
+it returned and its ``Info``, and says what that step made. A method with no starting point sets
 ``needs_start = False``: ``fit`` then refuses an ``init``, skips the start
 check and calls ``init(model, None, rng)``.
 
@@ -172,6 +177,15 @@ class Method(abc.ABC):
         """``(grad_evals, density_evals)`` a step makes without calling the model's evaluation methods."""
         return 0, 0
 
+    def uncounted_evals(self, model, state, new_state, info) -> tuple:
+        """``(grad_evals, density_evals)`` that one step (``state`` -> ``new_state``, ``info``) made uncounted.
+
+        ``fit`` adds it after every step. The default is the fixed
+        ``uncounted_evals_per_step(model)``; override it when the hidden cost
+        differs from step to step.
+        """
+        return self.uncounted_evals_per_step(model)
+
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:
         """The starting point(s) handed to ``init``: ``init`` if given, else ``model.init``."""
         return model.init(rng, 1) if init is None else np.asarray(init, dtype=np.float64)
@@ -265,7 +279,6 @@ class Method(abc.ABC):
             position = None
         counter = CostCounter()
         counted = counter.counted(model)
-        extra_grad, extra_density = self.uncounted_evals_per_step(model)
         start = time.perf_counter()
         state = self.init(counted, position, rng)
         adaptation = self.start_warmup(counted, state)
@@ -276,8 +289,9 @@ class Method(abc.ABC):
             for iteration in range(n_total):
                 if iteration == n_warmup and n_warmup > 0:
                     state = self.end_warmup(counted, state, adaptation)
+                previous = state
                 state, info = self.step(counted, state, rng)
-                counter.add(extra_grad, extra_density)
+                counter.add(*self.uncounted_evals(model, previous, state, info))
                 if iteration < n_warmup:
                     state, adaptation = self.adapt(counted, state, info, adaptation, iteration)
                 else:

@@ -19,6 +19,8 @@ __all__ = [
     "log_prior_shift",
     "HESSIAN_BATCH",
     "FD_STEP",
+    "PRIOR_RANGE",
+    "unbounded_evidence_error",
 ]
 
 HESSIAN_BATCH = 1024
@@ -27,7 +29,8 @@ HESSIAN_BATCH = 1024
 FD_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
 """Relative central-difference step h = ε^(1/3) max(1, |θ_i|): balances truncation O(h²) and rounding O(ε/h)."""
 
-_PRIOR_RANGE = 25.0  # the evidence maximiser is sought for log α within ±25 of the current log α (e^25 ≈ 7e10)
+PRIOR_RANGE = 25.0
+"""The evidence maximiser is sought for log α within ±25 of the current log α (e^25 ≈ 7e10)."""
 
 
 def hessian(model, theta: np.ndarray) -> np.ndarray:
@@ -87,13 +90,39 @@ def prior_precision_at_evidence_max(eigenvalues, grad_lik, theta, logdet_curvatu
         mode = (lam * t + g) / (lam + a)
         return -0.5 * a * float(mode @ mode) + 0.5 * dim - 0.5 * float(np.sum(a / (c + a)))
 
-    low, high = np.log(alpha) - _PRIOR_RANGE, np.log(alpha) + _PRIOR_RANGE
+    low, high = np.log(alpha) - PRIOR_RANGE, np.log(alpha) + PRIOR_RANGE
     slope_low, slope_high = slope(low), slope(high)
     if slope_low <= 0:
         return float(np.exp(low))
     if slope_high >= 0:
         return float(np.exp(high))
     return float(np.exp(optimize.brentq(slope, low, high, xtol=1e-14, rtol=4 * np.finfo(float).eps)))
+
+
+def unbounded_evidence_error(method, eigenvalues, grad_lik, alpha: float) -> ValueError:
+    """The error for an evidence with no maximum in α: what the curvature says about θ, and what to do.
+
+    With C ⋡ 0 clipped to C⁺ and ∇ log p(D | θ) = g ≠ 0 along C⁺'s null
+    directions, the local quadratic evidence grows like exp(g²/2α) as α → 0:
+    θ is not a mode, and the prior std would run off to infinity.
+    """
+    smallest, n_bad = float(np.min(eigenvalues)), int(np.sum(eigenvalues <= 0))
+    what = "Gauss–Newton matrix" if method.hessian == "ggn" else "Hessian"
+    if smallest <= 0:
+        reason = (
+            f"the {what} of −log p(D | θ) there is not positive definite (smallest eigenvalue {smallest:.3g}, "
+            f"{n_bad} of {eigenvalues.size} ≤ 0) and the gradient along those directions is not zero "
+            f"(‖∇ log p(D | θ)‖ = {np.linalg.norm(grad_lik):.3g}): θ is not a mode"
+        )
+    else:
+        reason = f"the likelihood is too flat there (smallest eigenvalue of the {what} {smallest:.3g})"
+    advice = f"Optimise further first (n_steps={method.n_steps}, n_newton={method.n_newton}, or init nearer the mode)"
+    if method.hessian != "ggn":
+        advice += ", or use hessian='ggn', which is positive semi-definite with the gradient in its range"
+    return ValueError(
+        f"optimize_prior=True: the Laplace evidence keeps rising as the prior std grows (past "
+        f"{1 / np.sqrt(alpha):.3g} in one Newton step), because {reason}. {advice}"
+    )
 
 
 def evaluate_with_prior(model, theta, precision, model_precision, idx=None) -> tuple:

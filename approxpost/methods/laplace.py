@@ -20,11 +20,13 @@ from ..linearized import LaplacePosterior, ggn
 from ..optim import Adam, AdamState
 from .base import Method
 from .curvature import (
+    PRIOR_RANGE,
     evaluate_with_prior,
     hessian,
     line_search_fractions,
     log_prior_shift,
     prior_precision_at_evidence_max,
+    unbounded_evidence_error,
 )
 
 __all__ = ["Laplace", "LaplaceState", "LaplaceInfo", "HESSIANS"]
@@ -103,7 +105,11 @@ class Laplace(Method):
     ``optimize_prior``: each Newton step first solves dL/dα = 0 for the
     evidence L of the local quadratic model (exact for linear-Gaussian
     models), −½|θ*(α)|² + D/(2α) − ½ Σ 1/(c_i + α) = 0, then steps to θ*(α).
-    The prior must be N(0, s² I).
+    The prior must be N(0, s² I). Away from a mode, where the Hessian is
+    indefinite and the gradient is not zero along its clipped directions,
+    that evidence grows without bound as s → ∞: a ``ValueError`` then says so,
+    with the smallest eigenvalue (the GGN, PSD with the gradient in its
+    range, does not have the problem).
 
     References
     ----------
@@ -140,40 +146,49 @@ class Laplace(Method):
         """Counted rows of one curvature evaluation: 2D shifted gradients for a Hessian, none for the GGN."""
         return 0 if self.hessian == "ggn" else 2 * int(model.dim)
 
+    def jacobian_charge(self, model) -> int:
+        """Gradient evaluations one GGN curvature is charged (its Jacobian runs ``model.net.forward`` itself,
+        about one backward pass an output); 0 for the Hessians, whose gradients the model counts."""
+        if self.hessian != "ggn":
+            return 0
+        return int(getattr(getattr(model, "net", None), "n_outputs", 1))
+
     def evals_per_step(self, model) -> int:
         """The dearest step, the first Newton one: full-data value + curvature, line search, curvature again."""
-        curvature = self._curvature_rows(model)
-        return 1 + curvature + len(line_search_fractions()) + curvature + self.uncounted_evals_per_step(model)[0]
+        curvature = self._curvature_rows(model) + self.jacobian_charge(model)
+        return 1 + curvature + len(line_search_fractions()) + curvature
 
-    def uncounted_evals_per_step(self, model) -> tuple:
-        """The GGN's Jacobian runs ``model.net.forward`` itself: ~one backward pass an output, charged every step."""
-        if self.hessian != "ggn":
-            return 0, 0
-        return int(getattr(getattr(model, "net", None), "n_outputs", 1)), 0
+    def uncounted_evals(self, model, state: LaplaceState, new_state, info) -> tuple:
+        """The Jacobians of the curvatures this step computed: one a Newton step, two entering the phase."""
+        n_adam = self.n_adam_steps(model)
+        if not n_adam <= state.iteration < n_adam + int(self.n_newton):
+            return 0, 0  # an Adam step or a budget's spare iteration: no curvature
+        return (1 + (state.curvature is None)) * self.jacobian_charge(model), 0
 
     def with_budget(self, n_evals: int) -> Laplace:
         """A copy whose run costs at most ``n_evals`` evaluations, the Newton polish included.
 
-        The Newton phase's cost depends on the model (2D rows a Hessian), so
-        the copy keeps ``budget = n_evals`` and ``step`` works out how many
-        Adam steps the rest pays for; ``n_steps`` becomes the most there can
-        be, and iterations left after the Newton phase change nothing.
+        The Newton phase's cost depends on the model (2D rows a Hessian, one
+        charge an output for a GGN Jacobian), so the copy keeps
+        ``budget = n_evals`` and ``step`` works out how many Adam steps the
+        rest pays for; ``n_steps`` becomes the most there can be, and
+        iterations left after the Newton phase change nothing.
         """
         n_evals = check.count("n_evals", n_evals, _fixed_cost(self.n_newton), "the Newton phase's least cost")
-        # every iteration costs at least one evaluation, two with the GGN (one Adam gradient + the Jacobian charge)
-        return dataclasses.replace(self, n_steps=n_evals // (2 if self.hessian == "ggn" else 1), budget=n_evals)
+        return dataclasses.replace(self, n_steps=n_evals - _fixed_cost(self.n_newton), budget=n_evals)
 
     def n_adam_steps(self, model) -> int:
         """Adam steps of the run: ``n_steps``, or under a ``budget`` what is left after the Newton phase."""
         if self.budget is None:
             return int(self.n_steps)
-        curvature, fractions = self._curvature_rows(model), len(line_search_fractions())
-        charged = self.n_main_steps * self.uncounted_evals_per_step(model)[0]
-        left = int(self.budget) - 1 - (1 + curvature) - int(self.n_newton) * (fractions + curvature) - charged
+        # n_newton + 1 curvatures: one entering the phase, one after each Newton step
+        curvature = self._curvature_rows(model) + self.jacobian_charge(model)
+        newton = 1 + curvature + int(self.n_newton) * (len(line_search_fractions()) + curvature)
+        left = int(self.budget) - 1 - newton
         if left < 0:
             raise ValueError(
                 f"budget={self.budget} (n_evals) does not pay for the Newton phase on {type(model).__name__} "
-                f"(D={model.dim}, hessian={self.hessian!r}): give a larger budget or fewer n_newton"
+                f"(D={model.dim}, hessian={self.hessian!r}, {newton} evaluations): give a larger budget or fewer n_newton"
             )
         return min(int(self.n_steps), left)
 
@@ -241,6 +256,7 @@ class Laplace(Method):
                 f"{type(model).__name__} has no Gaussian prior to fall back on: start nearer the mode (init) "
                 f"or take more Adam steps (n_steps={self.n_steps})"
             )
+        raw = eigenvalues  # the Newton step (and the evidence's θ*(α)) use the whole curvature, "diag" too
         eigenvalues = np.maximum(eigenvalues, 0.0)  # the PSD projection C⁺ (see Notes)
         log_joint, grad = state.log_joint, state.grad
         if self.optimize_prior:
@@ -249,6 +265,8 @@ class Laplace(Method):
             alpha = prior_precision_at_evidence_max(
                 eigenvalues, eigenvectors.T @ grad_lik, eigenvectors.T @ state.theta, logdet_curvature, precision[0]
             )
+            if np.log(precision[0] / alpha) >= PRIOR_RANGE * (1 - 1e-9):  # no maximum: the prior std runs off
+                raise unbounded_evidence_error(self, raw, grad_lik, alpha)
             new_precision = np.full(model.dim, alpha)
             log_joint = log_joint + log_prior_shift(state.theta, new_precision, precision)
             grad, precision = grad_lik - alpha * state.theta, new_precision

@@ -90,6 +90,42 @@ def test_fit_counts_without_the_method_seeing_a_counter(linear):
     assert post.model is linear
 
 
+@dataclasses.dataclass(frozen=True)
+class _Phased(_Probe):
+    """The probe whose hidden cost depends on the step: 5 gradient passes on even steps, 1 density pass on odd."""
+
+    def init(self, model, position, rng):
+        return _State(np.zeros(1))  # position[0] is the step count
+
+    def step(self, model, state, rng):
+        _, info = super().step(model, state, rng)
+        return _State(state.position + 1), info
+
+    def uncounted_evals(self, model, state, new_state, info) -> tuple:
+        assert new_state.position[0] == state.position[0] + 1 and isinstance(info, _Info)
+        assert "log_joint" not in vars(model)  # the hook gets the user's model, not the counting copy
+        return (5, 0) if state.position[0] % 2 == 0 else (0, 1)
+
+    def build_posterior(self, model, state, kept, history):
+        return SamplePosterior(np.zeros((1, 2, model.dim)))
+
+
+def test_a_hidden_cost_that_depends_on_the_step_is_charged_step_by_step(linear):
+    post = _Phased(n_steps=5).fit(linear, seed=0)
+    assert post.cost.grad_evals == 5 * 2 + 3 * 5  # counted rows, then the three even steps' declared passes
+    assert post.cost.density_evals == 5 * 3 + 2 * 1
+
+
+def test_only_laplace_declares_a_step_dependent_cost_so_the_others_cost_what_they_did():
+    # the default uncounted_evals is uncounted_evals_per_step after every step, which is what fit charged
+    # before the hook existed (test_fit_counts_without_the_method_seeing_a_counter)
+    import approxpost.methods as methods
+
+    classes = {obj for obj in vars(methods).values() if isinstance(obj, type) and issubclass(obj, Method)}
+    overriding = {cls.__name__ for cls in classes if cls.uncounted_evals is not Method.uncounted_evals}
+    assert overriding == {"Laplace"} and len(classes) >= 12
+
+
 def test_the_user_model_is_left_uncounted_and_unchanged(linear):
     _Probe(n_steps=2).fit(linear, seed=0)
     assert "log_joint" not in vars(linear)  # fit wraps a copy, never the user's model

@@ -251,9 +251,9 @@ def test_a_model_without_a_gaussian_prior_is_exact_at_its_mode_and_refused_where
 @pytest.mark.parametrize("kind", ["full", "ggn"])
 def test_budget_pays_for_the_newton_phase_and_the_adam_steps_get_the_rest(linear, kind):
     method = ap.Laplace(hessian=kind, n_newton=4).with_budget(700)
-    curvature = 0 if kind == "ggn" else 2 * linear.dim
-    charged = method.n_main_steps if kind == "ggn" else 0  # the Jacobian, declared per step (one output)
-    n_adam = 700 - 1 - (1 + curvature) - 4 * (len(line_search_fractions()) + curvature) - charged
+    # a curvature is 2D counted gradient rows, or one GGN Jacobian charged one evaluation (one output)
+    curvature = 1 if kind == "ggn" else 2 * linear.dim
+    n_adam = 700 - 1 - (1 + curvature) - 4 * (len(line_search_fractions()) + curvature)
     assert method.n_adam_steps(linear) == n_adam
     post = method.fit(linear, seed=0)
     assert post.cost.grad_evals == 700
@@ -300,3 +300,89 @@ def test_categorical_ggn_is_the_hessian_of_softmax_regression():
     gauss_newton = ap.Laplace(hessian="ggn", n_steps=0, n_newton=8).fit(model, seed=0)
     np.testing.assert_allclose(gauss_newton.mean, full.mean, rtol=1e-8)
     np.testing.assert_allclose(gauss_newton.cov, full.cov, rtol=1e-6)
+
+
+def _count_jacobians(monkeypatch) -> list:
+    """Patch ``linearized.network_jacobian`` to record the output count of each Jacobian it computes."""
+    import approxpost.linearized as linearized
+
+    calls, original = [], linearized.network_jacobian
+
+    def counting(model, theta, x=None):
+        f, jac = original(model, theta, x)
+        calls.append(f.shape[-1])
+        return f, jac
+
+    monkeypatch.setattr(linearized, "network_jacobian", counting)
+    return calls
+
+
+class _CountingClassifier(ap.models.Classification):
+    """Counts every row of θ its own evaluation methods see, apart from the fit driver's counter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rows = 0
+
+    def _rows(self, theta):
+        self.rows += 1 if np.ndim(getattr(theta, "value", theta)) == 1 else np.shape(getattr(theta, "value", theta))[0]
+
+    def log_joint_and_grad(self, theta, idx=None):
+        self._rows(theta)
+        return super().log_joint_and_grad(theta, idx)
+
+
+@pytest.mark.parametrize(
+    "problem, budget",
+    [("moons", 1500), ("cnn", 400)],
+)
+def test_a_budgeted_ggn_on_a_classifier_is_paid_for_and_costs_what_ran(problem, budget, monkeypatch):
+    if problem == "moons":
+        data = ap.datasets.two_moons(n=100, noise=0.1, seed=0)
+        net = ap.nn.MLP([2, 20, 2], activation="tanh")
+    else:
+        data = ap.datasets.digits(n_train=60, seed=0)
+        net = ap.nn.CNN(channels=(2,), hidden=(8,))
+    model = _CountingClassifier(net, data.x, data.y, prior_std=1.0)
+    method = ap.Laplace(hessian="ggn", n_newton=3).with_budget(budget)
+    jacobians = _count_jacobians(monkeypatch)
+    rows_before = model.rows
+    post = method.fit(model, seed=0)
+    # Laplace computes all its values and gradients through log_joint_and_grad: the model's own count is
+    # every counted row, the start check (one log_joint) aside, and each GGN is one Jacobian of K outputs
+    counted, charged = model.rows - rows_before, sum(jacobians)
+    assert len(jacobians) == 3 + 1 and set(jacobians) == {net.n_outputs}  # one entering, one a Newton step
+    assert post.cost.grad_evals == counted + charged == budget  # paid for exactly: the Adam steps got the rest
+    assert post.cost.density_evals == 0
+    assert method.n_adam_steps(model) == budget - 1 - 1 - 3 * len(line_search_fractions()) - 4 * net.n_outputs
+    assert np.all(np.isfinite(post.cov)) and post.diagnostics["grad_norm"] < np.inf
+    assert method.evals_per_step(model) == 1 + len(line_search_fractions()) + 2 * net.n_outputs
+
+
+def test_costs_of_the_other_kinds_are_only_counted_rows(linear, monkeypatch):
+    jacobians = _count_jacobians(monkeypatch)
+    for kind in ("full", "diag"):
+        method = ap.Laplace(hessian=kind, n_steps=5, n_newton=2)
+        post = method.fit(linear, seed=0)
+        assert not jacobians
+        assert post.cost.grad_evals == 1 + 5 + (1 + 2 * linear.dim) + 2 * (
+            len(line_search_fractions()) + 2 * linear.dim
+        )
+
+
+@pytest.mark.parametrize("kind", ["full", "diag"])
+def test_optimising_the_prior_from_a_poor_mode_says_the_hessian_is_not_positive_definite(gap_model, kind):
+    # 200 Adam steps leave θ short of a mode: the Hessian has negative eigenvalues and the gradient is not zero
+    # along them, so the local evidence rises without bound as the prior widens
+    _, model = gap_model
+    method = ap.Laplace(hessian=kind, optimize_prior=True, n_steps=200)
+    with pytest.raises(ValueError) as error:
+        method.fit(model, seed=0)
+    message = str(error.value)
+    assert "Hessian of −log p(D | θ) there is not positive definite" in message
+    smallest = float(message.split("smallest eigenvalue ")[1].split(",")[0])
+    assert smallest < 0
+    assert "θ is not a mode" in message and "n_steps=200" in message and "hessian='ggn'" in message
+    assert "no Gaussian prior" not in message
+    post = ap.Laplace(hessian="ggn", optimize_prior=True, n_steps=200).fit(model, seed=0)
+    assert 0.1 < post.diagnostics["prior_std"] < 10
