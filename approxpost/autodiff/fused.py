@@ -106,7 +106,7 @@ def _dense(x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
             IndexedGrad((Ellipsis, slice(b0, b1)), grad_b.reshape(piece), tv.shape, True),
         )
 
-    return ops._node(out, (theta, vjp_theta), (x, lambda g: ops._matmul_grad_a(grad_z(g), xv, wv)))
+    return ops._node2(out, theta, vjp_theta, x, lambda g: ops._matmul_grad_a(grad_z(g), xv, wv))
 
 
 def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):

@@ -152,7 +152,7 @@ class Tape:
                     if args[i] is template[i]:
                         args[i] = list(args[i])
                     args[i][j] = nodes[slot]
-            nodes.append(op(*args, **kwargs))
+            nodes.append(op(*args, **kwargs) if kwargs else op(*args))
         return nodes
 
     def backward(self, nodes: list, g) -> np.ndarray:
