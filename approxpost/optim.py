@@ -159,9 +159,18 @@ class Adam:
         eps = self.eps * correction2
         new_params, new_m, new_v = [], [], []
         for p, g, m, v in zip(params, grads, state.m, state.v):
-            m = b1 * m + (1.0 - b1) * g
-            v = b2 * v + (1.0 - b2) * (g * g)
-            new_params.append(p - rate * m / (np.sqrt(v) + eps))
+            # m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p − rate·m/(√v + ε): the same operations in the same
+            # order, accumulated in place in the fresh arrays each line makes (a third fewer allocations;
+            # the inputs are never written to)
+            m = b1 * m
+            m += (1.0 - b1) * g
+            v = b2 * v
+            v += (1.0 - b2) * (g * g)
+            denominator = np.sqrt(v)
+            denominator += eps
+            update = rate * m
+            update /= denominator
+            new_params.append(p - update)
             new_m.append(m)
             new_v.append(v)
         return tuple(new_params), AdamState(step=step, m=tuple(new_m), v=tuple(new_v))

@@ -2,7 +2,7 @@
 
 Models: ``Regression(MLP([1, 50, 1]))`` on ``gap_regression(n=40)`` (D = 151)
 and ``Regression(MLP([1, 50, 50, 1]))`` on N = 100 points (D = 2701), tanh.
-For 1 and 8 chains, four runs do the same HMC (fixed step size from a
+For 1 and 8 chains, these runs do the same HMC (fixed step size from a
 short adaptive run, the same L, no jitter, identity mass, the same starting
 points and random numbers):
 
@@ -10,20 +10,31 @@ points and random numbers):
   shared ``fit`` driver, which ends by computing ESS and R-hat of every
   coordinate); ``ap fit plain`` the same on the plain graph
   (``replay_graph = False``);
+- ``ap fit hand∇``: ``HMC(...).fit`` on the same model with the hand-fused
+  gradient plugged in (isolates the sampler's and the driver's overhead);
 - ``ap step``: the library's ``HMC.init`` and ``HMC.step`` in a loop (the
   sampler alone, as a student steps through it);
 - ``hand+ad``: the hand-written loop below calling ``model.log_joint_and_grad``
-  (isolates the sampler's own overhead);
+  (isolates the cost of the library's gradient);
 - ``hand``: the hand-written loop with a hand-fused forward/backward pass
   (the NumPy floor).
 
-Before timing, all four are checked to produce the same chains. Reported:
-gradient evaluations per second, the ratio of time per gradient to the
-hand-written loop's, the vectorisation gain (8 chains vs 1) and the bulk ESS
-of the log joint per second (the same chains in every run, so ESS/s differs
-only by speed). Times are the medians of ``--repeats`` interleaved runs (the
-machine is shared). Run: ``python bench/samplers.py`` (a few minutes;
-``--iterations`` to change the length).
+So the gap to the hand loop splits into the gradient's share (``hand+ad``)
+and the sampler's (``ap fit hand∇``); ``ap fit`` pays both.
+
+Before timing, all runs are checked to produce the same chains. Reported:
+gradient evaluations per second, ``speed`` (grad/s over the hand loop's: the
+issue's measure, 1 is the floor), its inverse ``ratio`` (time per gradient
+over the hand loop's), the vectorisation gain (8 chains vs 1) and the bulk
+ESS of the log joint per second (the same chains in every run, so ESS/s
+differs only by speed). Times are the medians of ``--repeats`` interleaved
+runs (the machine is shared) on ``--clock``: ``cpu`` (default) is the
+process's CPU time, which leaves out the time it waited for a core while
+other jobs ran (run with ``OPENBLAS_NUM_THREADS=1`` so it is one thread's);
+``wall`` is elapsed time. ``--overhead`` adds the microseconds the sampler
+itself costs, timed on a near-free gradient. Run: ``python bench/samplers.py``
+(a few minutes; ``--iterations`` to change the length, ``--models gap`` or
+``deep`` for one model, ``--chains 1`` for one chain).
 """
 
 from __future__ import annotations
@@ -72,6 +83,20 @@ def hand_hmc(log_joint_and_grad, position, step_size, n_leapfrog, n_iterations, 
     return trace
 
 
+class HandFused(ap.models.Regression):
+    """The same regression with the hand-fused gradient (tanh MLP): plugged into ``HMC.fit``, only the sampler is ours."""
+
+    replay_graph = False
+
+    def log_joint_and_grad(self, theta, idx=None):
+        value, grad = hand_log_joint_and_grad(self, np.atleast_2d(theta))
+        return (float(value[0]), grad[0]) if np.ndim(theta) == 1 else (value, grad)
+
+
+def hand_fused(model) -> HandFused:
+    return HandFused(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
+
+
 # --- the runs -------------------------------------------------------------------
 
 
@@ -114,10 +139,13 @@ def library_steps(model, start, step_size, n_leapfrog, n_iterations, seed):
     return trace
 
 
-def timed(fn):
-    start = time.perf_counter()
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def timed(fn, clock=time.process_time):
+    start = clock()
     out = fn()
-    return out, time.perf_counter() - start
+    return out, clock() - start
 
 
 def warm_start(model, n_leapfrog, n_chains, seed=0):
@@ -136,12 +164,61 @@ def check_agreement(model, start, step_size, n_leapfrog):
     traces = [
         library_fit(model, start, step_size, n_leapfrog, 5, seed=1),
         library_fit_plain(model, start, step_size, n_leapfrog, 5, seed=1),
+        library_fit(hand_fused(model), start, step_size, n_leapfrog, 5, seed=1),
         library_steps(model, start, step_size, n_leapfrog, 5, seed=1),
         hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, 5, seed=1),
         hand_hmc(lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, 5, seed=1),
     ]
     assert all(np.allclose(traces[0], t, rtol=1e-8) for t in traces[2:]), "the samplers disagree"
     assert np.array_equal(traces[0], traces[1]), "the tape and the plain graph disagree"
+    assert np.array_equal(traces[2], traces[-1]), "the library's HMC and the hand loop disagree on the same gradient"
+
+
+class StandardGaussian(ap.models.Model):
+    """N(0, I) in D = 151 with a gradient that costs ~1 µs: what the sampler adds to the hand loop shows bare."""
+
+    dim = 151
+
+    def log_prior(self, theta):
+        return -0.5 * ap.autodiff.sum_squares(theta, axis=-1)
+
+    def log_likelihood(self, theta, idx=None):
+        return 0.0 * ap.autodiff.sum(theta, axis=-1)
+
+    def log_joint_and_grad(self, theta, idx=None):
+        return -0.5 * np.sum(theta * theta, axis=-1), -theta
+
+
+def overhead(clock, repeats: int, n_iterations: int = 2000) -> None:
+    """µs an iteration that ``fit`` and ``step`` add to the hand loop, at L = 1 and 20, on a near-free gradient.
+
+    The difference between the two L splits it into a per-iteration and a per-leapfrog part; fit's
+    includes building the ``SamplePosterior`` (ESS and R-hat of 151 coordinates over the draws).
+    """
+    model = StandardGaussian()
+    start = np.random.default_rng(0).standard_normal((1, model.dim))
+    extra = {}
+    for n_leapfrog in (1, 20):
+        runs = {
+            "ap fit": lambda: library_fit(model, start, 0.1, n_leapfrog, n_iterations, seed=2),
+            "ap step": lambda: library_steps(model, start, 0.1, n_leapfrog, n_iterations, seed=2),
+            "hand": lambda: hand_hmc(model.log_joint_and_grad, start, 0.1, n_leapfrog, n_iterations, seed=2),
+        }
+        times = {label: [] for label in runs}
+        for _ in range(repeats):
+            for label, run in runs.items():
+                times[label].append(timed(run, clock)[1] / n_iterations)
+        best = {label: statistics.median(t) for label, t in times.items()}
+        for label in ("ap fit", "ap step"):
+            extra[label, n_leapfrog] = (best[label] - best["hand"]) * 1e6
+    print(f"\nsampler overhead beyond the hand loop, N(0, I) in D = 151, one chain, {n_iterations} iterations (µs)")
+    print(f"{'sampler':<8} {'L = 1':>8} {'L = 20':>8} {'per leapfrog':>13} {'per iteration':>14}")
+    for label in ("ap fit", "ap step"):
+        per_leapfrog = (extra[label, 20] - extra[label, 1]) / 19
+        print(
+            f"{label:<8} {extra[label, 1]:>8.1f} {extra[label, 20]:>8.1f} {per_leapfrog:>13.2f} "
+            f"{extra[label, 1] - per_leapfrog:>14.1f}"
+        )
 
 
 def main(argv=None) -> None:
@@ -149,17 +226,28 @@ def main(argv=None) -> None:
     parser.add_argument("--iterations", type=int, default=300, help="HMC iterations per timed run")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; the median counts")
     parser.add_argument("--n-leapfrog", type=int, default=20)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="what a run's time is (default: cpu)")
+    parser.add_argument(
+        "--models", choices=("all", "gap", "deep"), default="all", help="gap (D = 151) or deep (D = 2701) only"
+    )
+    parser.add_argument("--chains", type=int, nargs="+", default=[1, 8], help="numbers of chains (default: 1 8)")
+    parser.add_argument("--overhead", action="store_true", help="also time the sampler alone on a near-free gradient")
     args = parser.parse_args(argv)
-    n_leapfrog, n_iter = args.n_leapfrog, args.iterations
+    n_leapfrog, n_iter, clock = args.n_leapfrog, args.iterations, CLOCKS[args.clock]
     rows = []
-    for name, model in make_models().items():
-        step_size, starts = warm_start(model, n_leapfrog, n_chains=8)
+    models = make_models()
+    if args.models != "all":
+        models = dict([list(models.items())[0 if args.models == "gap" else 1]])
+    for name, model in models.items():
+        step_size, starts = warm_start(model, n_leapfrog, n_chains=max(args.chains))
         check_agreement(model, starts, step_size, n_leapfrog)
-        for n_chains in (1, 8):
+        hand_model = hand_fused(model)
+        for n_chains in args.chains:
             start = starts[:n_chains]
             runs = {
                 "ap fit": lambda: library_fit(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap fit plain": lambda: library_fit_plain(model, start, step_size, n_leapfrog, n_iter, seed=2),
+                "ap fit hand∇": lambda: library_fit(hand_model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap step": lambda: library_steps(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "hand+ad": lambda: hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, n_iter, seed=2),
                 "hand": lambda: hand_hmc(
@@ -170,7 +258,7 @@ def main(argv=None) -> None:
             times = {label: [] for label in runs}
             for _ in range(args.repeats):  # interleaved, so load from elsewhere hits all alike
                 for label, run in runs.items():
-                    trace, seconds = timed(run)
+                    trace, seconds = timed(run, clock)
                     times[label].append(seconds)
             best = {label: statistics.median(t) for label, t in times.items()}
             # every run draws the same chains, so one ESS serves them all
@@ -179,23 +267,32 @@ def main(argv=None) -> None:
                 rows.append(
                     (name, model.dim, n_chains, label, grads / seconds, chain_ess / seconds, seconds, step_size)
                 )
-    report(rows)
+    report(rows, args)
+    if args.overhead:
+        overhead(clock, args.repeats)
 
 
-def report(rows) -> None:
-    print("HMC, L fixed, ε from a short adaptive run, identity mass, float64")
+def report(rows, args) -> None:
     print(
-        "ratio = time per gradient / the hand loop's; x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)"
+        f"HMC, L = {args.n_leapfrog} fixed, {args.iterations} iterations, ε from a short adaptive run, identity mass, "
+        f"float64; medians of {args.repeats} interleaved runs, {args.clock} time"
     )
     print(
-        f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<11} {'grad/s':>9} {'ratio':>6} {'x8 gain':>7} {'ESS/s':>8} {'ε':>7}"
+        "speed = grad/s / the hand loop's; ratio = its inverse (time per gradient / the hand loop's); "
+        "x8 gain = grad/s with 8 chains / with 1; ESS/s: bulk ESS of log p(θ, D)"
+    )
+    print(
+        f"{'model':<22} {'D':>5} {'chains':>6} {'sampler':<12} {'grad/s':>9} {'speed':>6} {'ratio':>6} "
+        f"{'x8 gain':>7} {'ESS/s':>8} {'ε':>7}"
     )
     lookup = {(r[0], r[2], r[3]): r for r in rows}
     for name, dim, chains, label, rate, ess_rate, _, eps in rows:
         ratio = lookup[(name, chains, "hand")][4] / rate
-        gain = f"{rate / lookup[(name, 1, label)][4]:>7.2f}" if chains == 8 else f"{'':>7}"
+        one_chain = lookup.get((name, 1, label))
+        gain = f"{rate / one_chain[4]:>7.2f}" if chains == 8 and one_chain else f"{'':>7}"
         print(
-            f"{name:<22} {dim:>5} {chains:>6} {label:<11} {rate:>9.0f} {ratio:>6.2f} {gain} {ess_rate:>8.1f} {eps:>7.4f}"
+            f"{name:<22} {dim:>5} {chains:>6} {label:<12} {rate:>9.0f} {1 / ratio:>6.2f} {ratio:>6.2f} {gain} "
+            f"{ess_rate:>8.1f} {eps:>7.4f}"
         )
 
 

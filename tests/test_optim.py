@@ -2,6 +2,9 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import shapes
 
 from approxpost.optim import SGD, Adam, AdamState, SGDState
 
@@ -89,3 +92,31 @@ def test_mismatched_grads_raise_with_the_shapes():
         opt.update((np.zeros(3),), (np.zeros(2),), state)
     with pytest.raises(TypeError, match="params"):
         opt.init(np.zeros(3))
+
+
+@settings(max_examples=25)
+@given(
+    st.lists(shapes(min_dims=1, max_dims=2, max_side=5), min_size=1, max_size=3),
+    st.integers(0, 2**32 - 1),
+    st.floats(1e-4, 0.5),
+)
+def test_adam_in_place_update_is_the_formula_bit_for_bit(shapes, seed, learning_rate):
+    """The in-place update makes the same numbers as the formula written out, step after step."""
+    rng = np.random.default_rng(seed)
+    opt = Adam(learning_rate=learning_rate)
+    params = tuple(rng.standard_normal(shape) for shape in shapes)
+    state = opt.init(params)
+    ref_params, ref_m, ref_v = params, [np.zeros(s) for s in shapes], [np.zeros(s) for s in shapes]
+    for step in range(1, 6):
+        grads = tuple(rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 3) for shape in shapes)
+        params, state = opt.update(params, grads, state)
+        correction2 = np.sqrt(1.0 - opt.beta2**step)
+        rate, eps = learning_rate * correction2 / (1.0 - opt.beta1**step), opt.eps * correction2
+        new = []
+        for i, (p, g) in enumerate(zip(ref_params, grads)):
+            ref_m[i] = opt.beta1 * ref_m[i] + (1.0 - opt.beta1) * g
+            ref_v[i] = opt.beta2 * ref_v[i] + (1.0 - opt.beta2) * (g * g)
+            new.append(p - rate * ref_m[i] / (np.sqrt(ref_v[i]) + eps))
+        ref_params = tuple(new)
+        for got, want in zip(params + state.m + state.v, ref_params + tuple(ref_m) + tuple(ref_v)):
+            np.testing.assert_array_equal(got, want)

@@ -78,7 +78,8 @@ __all__ = ["Method", "CostCounter", "stack_infos"]
 
 
 def _rows(theta) -> int:
-    shape = np.shape(theta.value if isinstance(theta, ad.Var) else theta)
+    # called on every model evaluation in fit: an array's own shape is the cheap path (np.shape costs ~0.3 µs more)
+    shape = theta.shape if type(theta) is np.ndarray else np.shape(theta.value if isinstance(theta, ad.Var) else theta)
     return int(shape[0]) if len(shape) == 2 else 1
 
 

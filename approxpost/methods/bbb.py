@@ -197,7 +197,9 @@ class BayesByBackprop(VIMethod):
         """The KL weight w in each minibatch's loss: ``kl_weight``, or 1/number-of-batches when None."""
         return 1.0 / self.n_batches(model) if self.kl_weight is None else float(self.kl_weight)
 
-    def loss_grad(self, model, mu: np.ndarray, rho: np.ndarray, rng: np.random.Generator, idx=None) -> tuple:
+    def loss_grad(
+        self, model, mu: np.ndarray, rho: np.ndarray, rng: np.random.Generator, idx=None, sigma=None
+    ) -> tuple:
         """Minibatch ``idx`` 's loss F_i at q = N(μ, diag softplus(ρ)²): ``(E log-lik estimate, KL, ∂F_i/∂μ, ∂F_i/∂ρ)``.
 
         F_i = w KL(q ‖ p) − (|batch|/N) × (the full-data-rescaled log-likelihood
@@ -205,12 +207,12 @@ class BayesByBackprop(VIMethod):
         it through :class:`~approxpost.distributions.MeanFieldNormal` and
         :func:`~approxpost.distributions.kl`; with ``hand_gradient`` the chain
         rule is instead written out (:func:`approxpost.by_hand.bbb_loss_grad_by_hand`,
-        the same numbers from the same draws).
+        the same numbers from the same draws), reusing ``sigma`` = softplus(ρ) when given.
         """
         weight = self.kl_weight_for(model)
         if self.uses_hand_gradient(model):
             return bbb_loss_grad_by_hand(
-                model, mu, rho, rng, self.n_mc, idx, weight, self.gradient_estimator == "local"
+                model, mu, rho, rng, self.n_mc, idx, weight, self.gradient_estimator == "local", sigma
             )
         prior = model.prior_distribution()
         batch_fraction = 1.0 if idx is None else idx.size / model.n_data
@@ -238,14 +240,14 @@ class BayesByBackprop(VIMethod):
     def step(self, model, state: BBBState, rng: np.random.Generator) -> tuple:
         """One Adam step down the next minibatch's loss F_i (see the class Notes and :meth:`loss_grad`)."""
         idx, order, batch_start = self._next_batch(model, state, rng)
-        expected_log_lik, kl_value, grad_mu, grad_rho = self.loss_grad(model, state.mu, state.rho, rng, idx)
+        sigma = ad.softplus(state.rho)  # once a step: the gradient and mean_sigma both need it
+        expected_log_lik, kl_value, grad_mu, grad_rho = self.loss_grad(model, state.mu, state.rho, rng, idx, sigma)
         elbo = expected_log_lik - kl_value
-        check_finite_step(elbo, (grad_mu, grad_rho), self.learning_rate)
+        norm = grad_norm((grad_mu, grad_rho))
+        # a NaN or ±inf anywhere makes the norm non-finite (it sums squares, nothing cancels): only then
+        # look at every entry, which check_finite_step does (a finite gradient whose square overflows passes)
+        if not (np.isfinite(norm) and np.isfinite(elbo)):
+            check_finite_step(elbo, (grad_mu, grad_rho), self.learning_rate)
         (mu, rho), opt_state = self.optimizer.update((state.mu, state.rho), (grad_mu, grad_rho), state.opt_state)
-        info = BBBInfo(
-            elbo=elbo,
-            kl=kl_value,
-            grad_norm=grad_norm((grad_mu, grad_rho)),
-            mean_sigma=float(np.mean(ad.softplus(state.rho))),
-        )
+        info = BBBInfo(elbo=elbo, kl=kl_value, grad_norm=norm, mean_sigma=float(np.mean(sigma)))
         return BBBState(mu, rho, opt_state, order, batch_start), info

@@ -168,27 +168,26 @@ class HMC(MCMCMethod):
 
     def step(self, model, state: HMCState, rng: np.random.Generator) -> tuple:
         """One HMC iteration for every chain at once: momentum, L leapfrog steps, accept/reject."""
-        momentum = rng.standard_normal(state.position.shape) / np.sqrt(state.inv_mass)
+        # M⁻¹ = I (the default, and warm-up before the mass window) goes to the pieces as the scalar 1,
+        # which skips each product with it: x·1 and x/√1 are x exactly, so the chain is the same bits
+        unit_mass = not np.any(state.inv_mass != 1.0)
+        inv_mass = 1.0 if unit_mass else state.inv_mass
+        momentum = rng.standard_normal(state.position.shape)
+        if not unit_mass:
+            momentum = momentum / np.sqrt(inv_mass)
         step_size = state.step_size
         if self.step_size_jitter > 0:
             step_size = step_size * rng.uniform(
                 1.0 - self.step_size_jitter, 1.0 + self.step_size_jitter, state.position.shape[0]
             )
-        energy = kinetic_energy(momentum, state.inv_mass) - state.log_joint
+        energy = kinetic_energy(momentum, inv_mass) - state.log_joint
         position, momentum, log_joint, grad = leapfrog(
-            model.log_joint_and_grad,
-            state.position,
-            momentum,
-            state.grad,
-            step_size,
-            int(self.n_leapfrog),
-            state.inv_mass,
+            model.log_joint_and_grad, state.position, momentum, state.grad, step_size, int(self.n_leapfrog), inv_mass
         )
         with np.errstate(all="ignore"):
-            energy_error = kinetic_energy(momentum, state.inv_mass) - log_joint - energy
-            finite = (
-                np.isfinite(energy_error) & np.all(np.isfinite(position), axis=1) & np.all(np.isfinite(grad), axis=1)
-            )
+            energy_error = kinetic_energy(momentum, inv_mass) - log_joint - energy
+            finite_error = np.isfinite(energy_error)
+            finite = finite_error & np.isfinite(position).all(axis=1) & np.isfinite(grad).all(axis=1)
             diverging = ~finite | (energy_error > DIVERGENCE_THRESHOLD)
             accepted, accept_prob = accept(rng, np.where(diverging, -np.inf, -energy_error))
         new_state = HMCState(
@@ -202,7 +201,7 @@ class HMC(MCMCMethod):
             log_joint=new_state.log_joint,
             accept_prob=accept_prob,
             # an overflowed trajectory is recorded as the worst finite error, so history stays finite
-            energy_error=np.where(np.isfinite(energy_error), energy_error, _WORST_ENERGY_ERROR),
+            energy_error=np.where(finite_error, energy_error, _WORST_ENERGY_ERROR),
             step_size=state.step_size,
             diverging=diverging,
         )
@@ -232,4 +231,4 @@ class HMC(MCMCMethod):
         return super().end_warmup(model, state, adaptation.step_size)
 
     def extra_diagnostics(self, infos: list) -> dict:
-        return {"divergences": int(sum(int(np.sum(info.diverging)) for info in infos))}
+        return {"divergences": int(np.count_nonzero([info.diverging for info in infos]))}

@@ -27,6 +27,11 @@ from .. import _validate as check
 __all__ = ["kinetic_energy", "leapfrog", "accept"]
 
 
+def _is_unit(inv_mass) -> bool:
+    """Whether ``inv_mass`` is the scalar 1 (the identity mass matrix), whose products can be skipped."""
+    return np.ndim(inv_mass) == 0 and inv_mass == 1.0
+
+
 def kinetic_energy(momentum: np.ndarray, inv_mass: np.ndarray | float = 1.0) -> np.ndarray:
     """Kinetic energy of each chain's momentum.
 
@@ -48,7 +53,9 @@ def kinetic_energy(momentum: np.ndarray, inv_mass: np.ndarray | float = 1.0) -> 
     the momentum distribution N(0, M).
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        return 0.5 * np.sum(momentum * momentum * inv_mass, axis=-1)
+        squared = momentum * momentum
+        # the identity mass (a scalar 1.0) skips its product: p²·1 is p² exactly, so the energy is the same bits
+        return 0.5 * (squared if _is_unit(inv_mass) else squared * inv_mass).sum(axis=-1)
 
 
 def leapfrog(
@@ -97,16 +104,24 @@ def leapfrog(
     ----------
     Neal (2011), section 5.2.3.
     """
-    n_steps = check.count("n_steps", n_steps)
-    # one ε per chain becomes a column, so it scales that chain's row
-    eps = np.reshape(np.asarray(step_size, dtype=np.float64), np.shape(step_size) + (1,))
+    if type(n_steps) is not int or n_steps < 1:  # HMC calls this every iteration: check only what can fail
+        n_steps = check.count("n_steps", n_steps)
+    # one ε per chain becomes a column, so it scales that chain's row; a single ε stays a Python float,
+    # NumPy's cheapest operand (the products are the same bits either way)
+    if np.ndim(step_size) == 0:
+        eps = float(step_size)
+    else:
+        eps = np.reshape(np.asarray(step_size, dtype=np.float64), np.shape(step_size) + (1,))
+    half_eps = 0.5 * eps
+    unit_mass = _is_unit(inv_mass)
     log_joint = None
     with np.errstate(all="ignore"):
-        momentum = momentum + 0.5 * eps * grad
+        momentum = momentum + half_eps * grad
         for i in range(n_steps):
-            position = position + eps * (inv_mass * momentum)
+            # with the identity mass M⁻¹p is p itself: one array pass fewer a step, the same bits
+            position = position + eps * (momentum if unit_mass else inv_mass * momentum)
             log_joint, grad = log_joint_and_grad(position)
-            momentum = momentum + (eps if i < n_steps - 1 else 0.5 * eps) * grad
+            momentum = momentum + (eps if i < n_steps - 1 else half_eps) * grad
     return position, momentum, np.asarray(log_joint, dtype=np.float64), grad
 
 

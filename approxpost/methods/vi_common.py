@@ -8,6 +8,7 @@ they start the same way, count their cost the same way and turn the final
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -106,9 +107,11 @@ class VIMethod(Method):
     def n_main_steps(self) -> int:
         return self.n_steps
 
-    @property
+    @functools.cached_property
     def optimizer(self) -> Adam:
         """The Adam optimiser at ``learning_rate`` (default moments)."""
+        # built once per settings object (it is frozen, so this is its only Adam): building and
+        # validating a new one cost ~5 µs a step, 1% of a BBB step at n_mc = 1
         return Adam(learning_rate=self.learning_rate)
 
     def initial_position(self, model, init, rng: np.random.Generator) -> np.ndarray:

@@ -135,3 +135,88 @@ def test_settings_that_do_not_fit_the_model_raise(linear):
         BayesByBackprop(batch_size=4, n_steps=2).fit(ap.targets.Gaussian(), seed=0)
     with pytest.raises(ValueError, match=r"init.*\(3,\)"):
         BayesByBackprop(n_steps=2).fit(linear, seed=0, init=np.zeros((1, 3)))
+
+
+# --- the fast paths change no bit: fit against the step written out plainly ----------------------
+
+
+def plain_bbb_run(method, model, init, seed):
+    """Bayes by Backprop's default step (analytic KL, the chain rule by hand) and Adam written out plainly.
+
+    The library reuses σ, skips a KL weight of 1 and a full finite scan, caches Adam and
+    updates its moments in place; the run must not notice. Returns (μ, ρ) and the history.
+    """
+    rng = np.random.default_rng(seed)
+    prior = model.prior_distribution()
+    mu, rho = np.array(init, dtype=np.float64), MeanFieldNormal.from_std(init, 0.1 * prior.std).rho
+    m, v = [np.zeros_like(mu), np.zeros_like(mu)], [np.zeros_like(mu), np.zeros_like(mu)]
+    b1, b2, lr = 0.9, 0.999, method.learning_rate
+    n_batches = 1 if method.batch_size is None else -(-model.n_data // method.batch_size)
+    weight = 1.0 / n_batches if method.kl_weight is None else method.kl_weight
+    order, start, history = np.empty(0, dtype=np.intp), 0, {name: [] for name in BBBInfo._fields}
+    for t in range(1, method.n_steps + 1):
+        idx = None
+        if method.batch_size is not None:
+            if start >= order.size:
+                order, start = rng.permutation(model.n_data), 0
+            idx, start = order[start : start + method.batch_size], start + method.batch_size
+        fraction = 1.0 if idx is None else idx.size / model.n_data
+        sigma = np.maximum(rho, 0.0) + np.log1p(np.exp(-np.abs(rho)))
+        eps = rng.standard_normal((method.n_mc, mu.size))
+        log_lik, pullback = ap.autodiff.vjp(
+            lambda th: ap.autodiff.mean(model.log_likelihood(th, idx)), mu + sigma * eps
+        )
+        grad_theta = pullback(-fraction)
+        diff, prior_var = mu - prior.mean, np.square(prior.std)
+        kl_value = float(np.sum(np.log(prior.std / sigma) + (sigma * sigma + diff * diff) / (2.0 * prior_var) - 0.5))
+        grad_mu = np.sum(grad_theta, axis=0) + weight * (diff / prior_var)
+        grad_sigma = np.sum(grad_theta * eps, axis=0) + weight * (sigma / prior_var - 1.0 / sigma)
+        grads = [grad_mu, grad_sigma * -np.expm1(-sigma)]
+        correction2 = np.sqrt(1.0 - b2**t)
+        rate, eps_adam = lr * correction2 / (1.0 - b1**t), 1e-8 * correction2
+        params = []
+        for i, (p, g) in enumerate(zip((mu, rho), grads)):
+            m[i] = b1 * m[i] + (1.0 - b1) * g
+            v[i] = b2 * v[i] + (1.0 - b2) * (g * g)
+            params.append(p - rate * m[i] / (np.sqrt(v[i]) + eps_adam))
+        history["elbo"].append(float(log_lik) - kl_value)
+        history["kl"].append(kl_value)
+        history["grad_norm"].append(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+        history["mean_sigma"].append(np.mean(sigma))
+        mu, rho = params
+    return mu, rho, history
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"n_mc": 1, "n_steps": 25},  # the benchmark's step: one draw, all the data, KL weight 1
+        {"n_mc": 3, "n_steps": 25, "batch_size": 7},  # epochs of minibatches, KL weight 1/3
+        {"n_mc": 2, "n_steps": 20, "batch_size": 10, "kl_weight": 0.25, "learning_rate": 0.05},
+    ],
+)
+def test_fit_is_bit_for_bit_the_plainly_written_step(mlp_regression, settings):
+    method = BayesByBackprop(**settings)
+    init = mlp_regression.init(np.random.default_rng(2), 1)[0]
+    post = method.fit(mlp_regression, seed=4, init=init)
+    mu, rho, history = plain_bbb_run(method, mlp_regression, init, seed=4)
+    np.testing.assert_array_equal(post.mean, mu)
+    np.testing.assert_array_equal(post.std, MeanFieldNormal(mu, rho).std)
+    for name, values in history.items():
+        np.testing.assert_array_equal(post.history[name], values)
+
+
+def test_a_non_finite_gradient_still_stops_the_fit_with_the_reason():
+    class Steep(ap.models.Model):
+        """−e^(θ₁²): finite at θ₁ = 26.63 (θ₁² = 709.2), where its gradient −2θ₁e^(θ₁²) overflows."""
+
+        dim = 2
+
+        def log_prior(self, theta):
+            return -0.5 * ap.autodiff.sum_squares(theta, axis=-1)
+
+        def log_likelihood(self, theta, idx=None):
+            return -ap.autodiff.exp(ap.autodiff.square(theta[..., 0]) + 0.0 * theta[..., 1])
+
+    with pytest.raises(ValueError, match="not finite.*learning_rate"), np.errstate(over="ignore", invalid="ignore"):
+        BayesByBackprop(n_mc=1, n_steps=5).fit(Steep(), seed=0, init=np.array([26.63, 0.0]))

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+import approxpost as ap
 from approxpost import targets
 from approxpost.diagnostics import mcse
 from approxpost.methods.hmc import DIVERGENCE_THRESHOLD, HMC, HMCInfo, HMCState
@@ -194,3 +195,89 @@ def test_mass_matrix_adaptation_needs_a_warm_up():
     with pytest.raises(ValueError, match="n_warmup"):
         HMC(n_warmup=10, adapt_mass_matrix=True)
     assert dataclasses.replace(HMC(), n_warmup=10).n_warmup == 10
+
+
+# --- the fast paths change no bit: fit against the step written out plainly ----------------------
+
+
+def plain_hmc_step(method, model, state, rng):
+    """``HMC.step`` written out as plainly as possible: every product with M⁻¹ formed, ε a column array.
+
+    The library's step skips the products with an identity M⁻¹ and keeps a single ε a float;
+    a chain must not notice.
+    """
+    n_chains = state.position.shape[0]
+    momentum = rng.standard_normal(state.position.shape) / np.sqrt(state.inv_mass)
+    step_size = state.step_size
+    if method.step_size_jitter > 0:
+        step_size = step_size * rng.uniform(1 - method.step_size_jitter, 1 + method.step_size_jitter, n_chains)
+    eps = np.reshape(np.asarray(step_size, dtype=np.float64), np.shape(step_size) + (1,))
+    with np.errstate(all="ignore"):
+        energy = 0.5 * np.sum(momentum * momentum * state.inv_mass, axis=-1) - state.log_joint
+        position, momentum = state.position, momentum + 0.5 * eps * state.grad
+        for i in range(method.n_leapfrog):
+            position = position + eps * (state.inv_mass * momentum)
+            log_joint, grad = model.log_joint_and_grad(position)
+            momentum = momentum + (eps if i < method.n_leapfrog - 1 else 0.5 * eps) * grad
+        energy_error = 0.5 * np.sum(momentum * momentum * state.inv_mass, axis=-1) - log_joint - energy
+        finite = np.isfinite(energy_error) & np.all(np.isfinite(position), axis=1) & np.all(np.isfinite(grad), axis=1)
+        diverging = ~finite | (energy_error > DIVERGENCE_THRESHOLD)
+        log_ratio = np.where(diverging, -np.inf, -energy_error)
+        accept_prob = np.exp(np.minimum(log_ratio, 0.0))
+        accepted = np.log(rng.random(n_chains)) < log_ratio
+    new_state = state._replace(
+        position=np.where(accepted[:, None], position, state.position),
+        log_joint=np.where(accepted, log_joint, state.log_joint),
+        grad=np.where(accepted[:, None], grad, state.grad),
+    )
+    energy_error = np.where(np.isfinite(energy_error), energy_error, np.finfo(np.float64).max)
+    return new_state, HMCInfo(new_state.log_joint, accept_prob, energy_error, state.step_size, diverging)
+
+
+def plain_hmc_run(method, model, init, seed):
+    """The draws, per-iteration infos and last state of ``fit``, with the plain step and the library's warm-up hooks."""
+    rng = np.random.default_rng(seed)
+    state = method.init(model, init, rng)
+    adaptation = method.start_warmup(model, state)
+    draws, infos = [], []
+    for iteration in range(method.n_warmup + method.n_samples):
+        if iteration == method.n_warmup and method.n_warmup > 0:
+            state = method.end_warmup(model, state, adaptation)
+        state, info = plain_hmc_step(method, model, state, rng)
+        if iteration < method.n_warmup:
+            state, adaptation = method.adapt(model, state, info, adaptation, iteration)
+        else:
+            draws.append(state.position)
+        infos.append(info)
+    return np.stack(draws, axis=1), infos, state
+
+
+@pytest.mark.parametrize(
+    "problem, settings",
+    [
+        # jitter and dual averaging, the defaults, on a network with a replayed tape
+        ("mlp", {"n_leapfrog": 6, "n_samples": 12, "n_warmup": 20, "n_chains": 3}),
+        # one chain, no jitter: the single float ε of the benchmark
+        ("mlp", {"n_leapfrog": 9, "n_samples": 10, "n_warmup": 5, "n_chains": 1, "step_size_jitter": 0.0}),
+        # an adapted diagonal M⁻¹ after the mass window: the products with it are taken again
+        ("banana", {"n_leapfrog": 5, "n_samples": 30, "n_warmup": 40, "n_chains": 2, "adapt_mass_matrix": True}),
+        # divergent trajectories (overflow, rejection, the worst-error record)
+        ("funnel", {"step_size": 1.5, "n_leapfrog": 10, "n_samples": 10, "n_warmup": 0, "n_chains": 4}),
+    ],
+)
+def test_fit_is_bit_for_bit_the_plainly_written_sampler(problem, settings):
+    if problem == "mlp":
+        data = ap.datasets.gap_regression(n=20, seed=0)
+        model = ap.models.Regression(ap.nn.MLP([1, 8, 1]), data.x, data.y, noise_std=data.noise_std)
+    else:
+        model = {"banana": targets.Banana, "funnel": targets.Funnel}[problem]()
+    method = HMC(**settings)
+    init = model.init(np.random.default_rng(1), method.n_chains)
+    post = method.fit(model, seed=3, init=init)
+    draws, infos, state = plain_hmc_run(method, model, init, seed=3)
+    np.testing.assert_array_equal(post.draws, draws)
+    for name in HMCInfo._fields:
+        np.testing.assert_array_equal(post.history[name], np.stack([getattr(info, name) for info in infos]))
+    # the cases reach the paths they are there for: an adapted M⁻¹, divergences
+    assert np.any(state.inv_mass != 1.0) == settings.get("adapt_mass_matrix", False)
+    assert post.history["diverging"].any() or problem != "funnel"

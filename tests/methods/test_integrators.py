@@ -172,3 +172,26 @@ def test_accept_frequency_matches_the_acceptance_probability():
     np.testing.assert_allclose(prob, target, rtol=1e-14)
     se = np.sqrt(target * (1 - target) / n)  # binomial standard error of the frequency
     assert abs(accepted.mean() - target) < 4 * se
+
+
+@settings(max_examples=30)
+@given(problems(), st.booleans(), st.booleans())
+def test_the_shortcuts_for_an_identity_mass_and_one_step_size_give_the_same_bits(problem, nonlinear, per_chain):
+    """A scalar M⁻¹ = 1 skips its products and a single ε stays a float: exactly what the written-out forms give."""
+    precision, q0, p0, _, eps, n_steps = problem
+    f = quartic if nonlinear else gaussian_potential(precision)
+    ones = np.ones(q0.shape[1])
+    step = np.full(q0.shape[0], eps) if per_chain else eps
+    g0 = f(q0)[1]
+    fast = leapfrog(f, q0, p0, g0, step, n_steps, 1.0)
+    # the same integrator with every product formed: M⁻¹ a vector of ones, ε an array column
+    column = np.reshape(np.asarray(step, dtype=np.float64), np.shape(step) + (1,))
+    q, p = q0, p0 + 0.5 * column * g0
+    for i in range(n_steps):
+        q = q + column * (ones * p)
+        lj, g = f(q)
+        p = p + (column if i < n_steps - 1 else 0.5 * column) * g
+    for got, want in zip(fast, (q, p, lj, g)):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(kinetic_energy(p0, 1.0), 0.5 * np.sum(p0 * p0 * ones, axis=-1))
+    np.testing.assert_array_equal(kinetic_energy(p0), kinetic_energy(p0, ones))
