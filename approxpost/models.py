@@ -106,19 +106,25 @@ class Model:
         own gradient.
         """
         theta = self.check_theta(theta)
-        tape = None
         if self.replay_graph and idx is None:
-            tapes = self.__dict__.setdefault("_tapes", {})
-            if theta.shape not in tapes:
-                tapes[theta.shape] = ad.Tape(self.log_joint, theta)
-            tape = tapes[theta.shape]
-        if tape is not None and tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
-            value, pullback = tape.vjp(theta)
-        else:
-            value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
+            tape = self._tape_for(theta)
+            if tape.complete:  # incomplete: an op outside ad.primitive, so the plain graph
+                value, gradient = tape.value_and_grad(theta)
+                return (float(value) if theta.ndim == 1 else value), gradient
+        value, pullback = ad.vjp(lambda t: self.log_joint(t, idx), theta)
         value = self._check_output(np.asarray(value), theta)
         gradient = pullback(np.ones(value.shape))
         return (float(value) if theta.ndim == 1 else value), gradient
+
+    def _tape_for(self, theta: np.ndarray):
+        """The recorded graph of ``log_joint`` at θ's shape (recorded, and its output shape checked, on first use)."""
+        tapes = self.__dict__.setdefault("_tapes", {})
+        tape = tapes.get(theta.shape)
+        if tape is None:
+            tape = ad.Tape(self.log_joint, theta)
+            self._check_output(np.empty(tape.out_shape), theta)
+            tapes[theta.shape] = tape
+        return tape
 
     def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         """``n`` starting points (n, D); by default N(0, 1) draws."""
@@ -195,15 +201,12 @@ class Regression(Model):
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
-        return ad.sum_squares(theta, axis=-1) * (-0.5 / self.prior_std**2) - self.dim * (
-            np.log(self.prior_std) + 0.5 * LOG_2PI
-        )
+        return ad.gaussian_log_density(theta, 0.0, self.prior_std, axis=-1)
 
     def log_likelihood(self, theta, idx=None):
         """Σ_n log N(y_n | f(x_n; θ), σ²), times N/|idx| on a minibatch."""
         x, y = (self.x, self.y) if idx is None else (self.x[idx], self.y[idx])
-        squared_error = ad.sum_squares(y - self.net.forward(theta, x), axis=(-2, -1))
-        log_lik = squared_error * (-0.5 / self.noise_std**2) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
+        log_lik = ad.gaussian_log_density(y, self.net.forward(theta, x), self.noise_std, axis=(-2, -1))
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def mean_output_log_likelihood(self, f, idx=None):
@@ -289,8 +292,7 @@ class LinearRegression(Regression):
 
     def log_likelihood(self, theta, idx=None):
         design, y = (self.design, self.y[:, 0]) if idx is None else (self.design[idx], self.y[idx, 0])
-        residual = (y - ad.matmul(theta, design.T)) / self.noise_std
-        log_lik = -0.5 * ad.sum_squares(residual, axis=-1) - y.size * (np.log(self.noise_std) + 0.5 * LOG_2PI)
+        log_lik = ad.gaussian_log_density(y, ad.matmul(theta, design.T), self.noise_std, axis=-1)
         return log_lik * self.minibatch_scale(idx) if idx is not None else log_lik
 
     def posterior_precision(self) -> np.ndarray:

@@ -46,7 +46,6 @@ class MLP:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
         self.layer_sizes = sizes
         self.activation = activation
-        self._act = _ACTIVATIONS[activation]
         # (start, stop, shape) of each weight and bias inside θ
         self.slices = []
         offset = 0
@@ -96,11 +95,10 @@ class MLP:
         matrix products (no loop over S).
         """
         h = x
-        layers = self.unflatten(theta)
-        for i, (weight, bias) in enumerate(layers):
-            h = ad.affine(h, weight, bias)  # h W + b
-            if i < len(layers) - 1:
-                h = self._act(h)
+        last = len(self.slices) - 1
+        for i, (weight, bias) in enumerate(self.slices):
+            # act(h W + b), W and b read out of θ: one node a layer (``ad.plain_graph()`` shows the four)
+            h = ad.dense(h, theta, weight, bias, self.activation if i < last else None)
         return h
 
     def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:

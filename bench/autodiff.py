@@ -1,11 +1,14 @@
 """Benchmark: ``log_joint_and_grad`` on the course's models vs a hand-fused NumPy reference, one run.
 
 Rows: the BNN ``Regression(MLP([1, 50, 50, 1], "tanh"))`` on N = 100 points
-(D = 2701) at one θ and at S = 64; ``LinearRegression`` with D = 11 at one θ;
+(D = 2701) at one θ, S = 8 and S = 64; the gap model ``MLP([1, 50, 1])``,
+N = 40 (D = 151) at θ (1, D), one HMC chain's call; ``LinearRegression`` with D = 11 at one θ;
 the 2-D ``Banana`` target at one θ. Each row times, interleaved in the same
 run and as medians of ``--repeats``: the hand-fused NumPy reference (no
 graph, the floor for the computation in NumPy), approxpost on the plain graph
-and on the replayed tape (``Model.replay_graph``), and JAX jit / PyTorch eager
+(the teaching path: ``ad.plain_graph()``, rebuilt every call), with the fused
+primitives, and fused on the replayed tape (``Model.replay_graph``, the
+default), and JAX jit / PyTorch eager
 when they are importable (never a dependency). Ratios are to the hand-fused
 time of the same row. ``--activations`` adds the per-element cost of tanh,
 exp and the expm1 / guarded-exp forms of tanh that were measured before
@@ -32,7 +35,21 @@ import approxpost as ap
 
 
 def plain(model):
-    """``model.log_joint_and_grad`` with the replay switched off (for this instance only)."""
+    """The teaching path: the plain graph (``ad.plain_graph()``, no fused ops), rebuilt on every call (no tape)."""
+
+    def call(theta):
+        model.replay_graph = False
+        try:
+            with ap.autodiff.plain_graph():
+                return model.log_joint_and_grad(theta)
+        finally:
+            del model.replay_graph
+
+    return call
+
+
+def fused(model):
+    """The fused primitives (``ad.dense``, ``ad.gaussian_log_density``), graph rebuilt on every call."""
 
     def call(theta):
         model.replay_graph = False
@@ -45,7 +62,7 @@ def plain(model):
 
 
 def replayed(model):
-    """``model.log_joint_and_grad`` with the replay switched on (the default for regressions)."""
+    """The default: fused primitives on the replayed tape (``Model.replay_graph``, on for regressions)."""
     model.replay_graph = True
     return model.log_joint_and_grad
 
@@ -154,10 +171,15 @@ def torch_rows(model, kind, theta):
 
 def rows(rng):
     deep, linear, banana = deep_regression(), linear_regression(), ap.targets.Banana()
+    data = ap.datasets.gap_regression(n=40, seed=0)
+    gap = ap.models.Regression(ap.nn.MLP([1, 50, 1]), data.x, data.y, noise_std=data.noise_std, prior_std=1.0)
     theta64 = deep.init(rng, 64)
     return [
         ("BNN D=2701, one θ", deep, "mlp", theta64[0], lambda t: hand_log_joint_and_grad(deep, t[None]), 300),
+        ("BNN D=2701, S=8", deep, "mlp", theta64[:8], lambda t: hand_log_joint_and_grad(deep, t), 40),
         ("BNN D=2701, S=64", deep, "mlp", theta64, lambda t: hand_log_joint_and_grad(deep, t), 10),
+        # HMC's one chain: θ (1, D) on the gap model of bench/samplers.py
+        ("gap D=151, (1, D)", gap, "mlp", gap.init(rng, 1), lambda t: hand_log_joint_and_grad(gap, t), 1000),
         (
             "linear D=11, one θ",
             linear,
@@ -195,7 +217,8 @@ def main(argv=None) -> None:
     print(f"{'row':<20} {'variant':<15} {'time':>10} {'ratio':>7}")
     for name, model, kind, theta, reference, number in rows(rng):
         fns = {"hand-fused": lambda: reference(theta)}
-        for label, ours in (("approxpost plain", plain(model)), ("approxpost tape", replayed(model))):
+        variants = (("ap plain graph", plain(model)), ("ap fused", fused(model)), ("ap fused+tape", replayed(model)))
+        for label, ours in variants:
             check(ours, reference, theta)
             fns[label] = (lambda f: lambda: f(theta))(ours)
         fns.update(jax_rows(model, kind, theta))

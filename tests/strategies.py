@@ -284,3 +284,21 @@ def cnn_configs(draw):
 
 
 __all__ += ["cnn_configs"]
+
+
+# --- matmuls with a length-one axis ------------------------------------------------
+
+__all__ += ["outer_matmul_shapes"]
+
+
+@st.composite
+def outer_matmul_shapes(draw):
+    """``matmul_shapes`` of 2-D or batched operands with the contracted axis, or the output's last, of length one.
+
+    The first layer of a one-input MLP contracts an axis of one, (…, n, 1) @ (…, 1, m),
+    and so does the backward pass of a one-output last layer, g (…, n, 1) @ Wᵀ (…, 1, k).
+    """
+    shape_a, shape_b = draw(matmul_shapes().filter(lambda ab: len(ab[0]) > 1 and len(ab[1]) > 1))
+    if draw(st.booleans()):
+        return shape_a[:-1] + (1,), shape_b[:-2] + (1, shape_b[-1])
+    return shape_a, shape_b[:-1] + (1,)

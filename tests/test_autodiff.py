@@ -22,6 +22,7 @@ from strategies import (
     finite_arrays,
     matmul_shapes,
     nonzero_arrays,
+    outer_matmul_shapes,
     reduction_axes,
     shapes,
 )
@@ -232,6 +233,25 @@ def test_affine_matches_matmul_plus_bias(data):
     assert_same_value(ad.affine(ad.Var(h), ad.Var(w), ad.Var(b)), h @ w + b)
     assert_grad_ok(packed(ad.affine, shape_h, shape_w, bias_shape), flat(h, w, b))
     assert_grad_ok(lambda t: ad.affine(h, t, b), w)
+
+
+@settings(max_examples=100)
+@given(data=st.data())
+def test_matmul_over_a_length_one_axis_matches_gemm(data):
+    """An outer product (contracted axis of one) is computed as a broadcast multiply: gemm's bits, gemm's VJPs."""
+    shape_a, shape_b = data.draw(outer_matmul_shapes(), label="shapes")
+    a = data.draw(finite_arrays(shape_a), label="a")
+    b = data.draw(finite_arrays(shape_b), label="b")
+    g = data.draw(finite_arrays(np.shape(a @ b)), label="g")
+    bias = data.draw(finite_arrays(np.shape(a @ b)[-1:]), label="bias")
+    value, pullback_a = ad.vjp(lambda t: ad.matmul(t, b), a)
+    np.testing.assert_array_equal(value, np.matmul(a, b))
+    np.testing.assert_array_equal(ad.affine(a, ad.Var(b), bias).value, np.matmul(a, b) + bias)
+    expected_a = ad.unbroadcast(np.matmul(g, np.swapaxes(b, -1, -2)), shape_a)
+    np.testing.assert_allclose(pullback_a(g), expected_a, rtol=1e-12, atol=1e-12)
+    expected_b = ad.unbroadcast(np.matmul(np.swapaxes(a, -1, -2), g), shape_b)
+    np.testing.assert_allclose(ad.vjp(lambda t: ad.matmul(a, t), b)[1](g), expected_b, rtol=1e-12, atol=1e-12)
+    assert_grad_ok(packed(ad.matmul, shape_a, shape_b), flat(a, b))
 
 
 # --- reductions ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 from .check import check_grad, directional_derivative
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
+from .fused import dense, gaussian_log_density, plain_graph
 from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
@@ -31,4 +32,7 @@ __all__ = [
     "conv2d",
     "max_pool2d",
     "avg_pool2d",
+    "dense",
+    "gaussian_log_density",
+    "plain_graph",
 ] + list(_ops_all)

@@ -48,8 +48,13 @@ class Var:
     __array_ufunc__ = None
 
     def __init__(self, value, parents: tuple = (), vjps: tuple = ()):
+        # a float64 NumPy scalar (what arithmetic on 0-d arrays returns) is kept as it is: converting it
+        # back to a 0-d array costs as much as the scalar arithmetic itself on a 2-D target's graph
+        t = type(value)
         self.value = (
-            value if type(value) is np.ndarray and value.dtype == np.float64 else np.asarray(value, dtype=np.float64)
+            value
+            if (t is np.ndarray and value.dtype == np.float64) or t is np.float64
+            else np.asarray(value, dtype=np.float64)
         )
         self.parents = parents
         self.vjps = vjps
@@ -108,12 +113,16 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def add_gradient(grads: dict, owned: set, key, contribution) -> None:
-    """Add one VJP's ``contribution`` into ``grads[key]``.
+    """Add one VJP's ``contribution`` (an array, an ``IndexedGrad`` or a tuple of them) into ``grads[key]``.
 
     A gradient buffer this pass allocated (``owned``) is added into in place;
     any other array may be a read-only view or another node's value, so the
     first sum into it makes a new array.
     """
+    if type(contribution) is tuple:  # pieces of one operand, e.g. a fused layer's W and b slices of θ
+        for piece in contribution:
+            add_gradient(grads, owned, key, piece)
+        return
     held = grads.get(key)
     if type(contribution) is IndexedGrad:
         if held is None or key not in owned:

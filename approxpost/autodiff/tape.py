@@ -136,6 +136,9 @@ class Tape:
         self.out_slot = slot_of.get(id(out)) if type(out) is Var else None
         self.complete &= _made_before(out, leaf) or self.out_slot is not None
         self.constant = None if self.out_slot is not None else np.asarray(getattr(out, "value", out), dtype=np.float64)
+        self.out_shape = np.shape(getattr(out, "value", out))
+        self.ones = np.ones(self.out_shape)  # value_and_grad's seed, made once: a backward pass never writes to it
+        self.ones.flags.writeable = False
 
     def forward(self, x) -> list:
         """Every node's ``Var`` for input ``x``, in slot order."""
@@ -149,37 +152,48 @@ class Tape:
                     if args[i] is template[i]:
                         args[i] = list(args[i])
                     args[i][j] = nodes[slot]
-            nodes.append(op(*args, **kwargs))
+            nodes.append(op(*args, **kwargs) if kwargs else op(*args))
         return nodes
 
-    def vjp(self, x) -> tuple:
-        """``(f(x), pullback)`` like :func:`~approxpost.autodiff.core.vjp`, from the recorded graph."""
+    def backward(self, nodes: list, g) -> np.ndarray:
+        """The gradient of ``sum(g * f(x))`` with respect to x, from the nodes :meth:`forward` made."""
+        g, out = np.asarray(g, dtype=np.float64), nodes[self.out_slot]
+        grads, owned = {self.out_slot: g if g.shape == out.shape else np.broadcast_to(g, out.shape)}, set()
+        parents = self.parents
+        for k in range(self.out_slot, 0, -1):
+            g_k = grads.pop(k, None)
+            if g_k is None:  # not on a path to the output
+                continue
+            for slot, parent_vjp in zip(parents[k], nodes[k].vjps):
+                if slot is None:
+                    continue
+                contribution = parent_vjp(g_k)
+                if slot in grads or type(contribution) in (IndexedGrad, tuple):
+                    add_gradient(grads, owned, slot, contribution)
+                else:  # the first arrival, as add_gradient would store it, without the call
+                    grads[slot] = contribution
+        return leaf_gradient(grads, owned, 0, self.shape)
+
+    def _check(self, x) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if not self.complete:
             raise ValueError("this tape is incomplete: the function uses an op not decorated with ad.primitive")
         if x.shape != self.shape:
             raise ValueError(f"this tape was recorded for inputs of shape {self.shape}, got shape {x.shape}")
+        return x
+
+    def vjp(self, x) -> tuple:
+        """``(f(x), pullback)`` like :func:`~approxpost.autodiff.core.vjp`, from the recorded graph."""
+        x = self._check(x)
         if self.out_slot is None:
             return self.constant, lambda g: np.zeros(self.shape)
         nodes = self.forward(x)
-        out = nodes[self.out_slot]
+        return nodes[self.out_slot].value, lambda g: self.backward(nodes, g)
 
-        def pullback(g):
-            g = np.asarray(g, dtype=np.float64)
-            parents = self.parents
-            grads, owned = {self.out_slot: g if g.shape == out.shape else np.broadcast_to(g, out.shape)}, set()
-            for k in range(self.out_slot, 0, -1):
-                g_k = grads.pop(k, None)
-                if g_k is None:  # not on a path to the output
-                    continue
-                for slot, parent_vjp in zip(parents[k], nodes[k].vjps):
-                    if slot is None:
-                        continue
-                    contribution = parent_vjp(g_k)
-                    if slot in grads or type(contribution) is IndexedGrad:
-                        add_gradient(grads, owned, slot, contribution)
-                    else:  # the first arrival, as add_gradient would store it, without the call
-                        grads[slot] = contribution
-            return leaf_gradient(grads, owned, 0, self.shape)
-
-        return out.value, pullback
+    def value_and_grad(self, x) -> tuple:
+        """``(f(x), ∇_x Σ f(x))``: :meth:`vjp` seeded with ones, the call a model's ``log_joint_and_grad`` makes."""
+        x = self._check(x)
+        if self.out_slot is None:
+            return self.constant, np.zeros(self.shape)
+        nodes = self.forward(x)
+        return nodes[self.out_slot].value, self.backward(nodes, self.ones)

@@ -1,0 +1,161 @@
+"""Fused primitives: a dense layer read straight out of θ, and a Gaussian log density, one node each.
+
+A network's forward pass on the plain graph makes, per layer, two ``view``
+nodes (W and b out of θ), an ``affine`` and an activation; a Gaussian log
+density makes a ``sub``, a ``sum_squares``, a ``mul`` and a ``sub``. On a
+small model every node's bookkeeping costs more than its arithmetic, so
+these ops do each group in one node with a hand-written VJP. They run the
+same NumPy calls in the same order as the plain ops they stand for, so the
+values and gradients are the same bits (tests/test_fused.py checks that
+with hypothesis over shapes and batch sizes).
+
+The plain composition is the definition, and it is written out here: inside
+``with ad.plain_graph():`` every op of this module builds it instead, which
+is how the tests compare the two paths and how a student can see the graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import ops
+from .core import IndexedGrad, Var, unbroadcast
+from .tape import primitive
+
+__all__ = ["dense", "gaussian_log_density", "plain_graph"]
+
+LOG_2PI = float(np.log(2.0 * np.pi))  # as approxpost.distributions has it (autodiff imports only NumPy)
+_ACTIVATIONS = {None: lambda z: z, "tanh": ops.tanh, "relu": ops.relu}
+_plain = False  # True inside ``plain_graph()``
+
+
+@contextlib.contextmanager
+def plain_graph():
+    """Within this block the ops of this module build the plain graph of the ops they fuse."""
+    global _plain
+    outer, _plain = _plain, True
+    try:
+        yield
+    finally:
+        _plain = outer
+
+
+def _value(x):
+    return x.value if type(x) is Var else x
+
+
+def dense(x, theta, weight: tuple, bias: tuple, activation: str | None = None):
+    """act(x W + b) with W and b read out of the flat parameter vector θ: one node for a whole layer.
+
+    Parameters
+    ----------
+    x
+        Inputs (n, k), or (..., n, k) with θ's leading axes.
+    theta
+        (D,) or (..., D): the network's parameters; W and b get θ's leading axes.
+    weight, bias
+        ``(start, stop, shape)`` of W (k, m) and b (m,) inside θ, as ``nn.MLP.slices`` lists them.
+    activation
+        ``None``, ``"tanh"`` or ``"relu"``.
+
+    Notes
+    -----
+    The plain graph: ``act(affine(x, view(θ, W), view(θ, b)))``, the bias
+    given a row axis when θ is batched so it broadcasts over the n inputs.
+    VJP: with g_z = g act'(z), ∂x = g_z Wᵀ and ∂θ = (xᵀ g_z, Σ_n g_z) placed
+    at W's and b's slices.
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be None, 'tanh' or 'relu', got {activation!r}")
+    (w0, w1, w_shape), (b0, b1, b_shape) = weight, bias
+    theta_shape, x_shape = np.shape(_value(theta)), np.shape(_value(x))
+    if not theta_shape or theta_shape[-1] < max(w1, b1) or not x_shape or x_shape[-1] != w_shape[0]:
+        raise ValueError(
+            f"dense reads W {tuple(w_shape)} at θ[{w0}:{w1}] and b at θ[{b0}:{b1}] and multiplies x by W: "
+            f"got theta of shape {theta_shape} and x of shape {x_shape}"
+        )
+    lead = theta_shape[:-1]
+    b_shape = lead + ((1,) if lead else ()) + tuple(b_shape)
+    if _plain:
+        w = ops.view(theta, (Ellipsis, slice(w0, w1)), lead + tuple(w_shape))
+        return _ACTIVATIONS[activation](ops.affine(x, w, ops.view(theta, (Ellipsis, slice(b0, b1)), b_shape)))
+    return _dense(x, theta, w0, w1, lead + tuple(w_shape), b0, b1, b_shape, activation)
+
+
+@primitive
+def _dense(x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
+    xv, tv = _value(x), _value(theta)
+    wv, bv = tv[..., w0:w1].reshape(w_shape), tv[..., b0:b1].reshape(b_shape)
+    z = ops._mm(xv, wv) + bv
+    out = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0) if activation == "relu" else z
+    memo = []  # g act'(z) for the g the backward pass hands both VJPs: computed once
+
+    def grad_z(g):
+        if not memo or memo[0] is not g:
+            gz = g * (1.0 - out * out) if activation == "tanh" else g * (z > 0) if activation == "relu" else g
+            memo[:] = [g, gz]
+        return memo[1]
+
+    def vjp_theta(g):
+        gz, piece = grad_z(g), tv.shape[:-1] + (-1,)
+        grad_w, grad_b = ops._matmul_grad_b(gz, xv, wv), unbroadcast(gz, bv.shape)
+        return (
+            IndexedGrad((Ellipsis, slice(w0, w1)), grad_w.reshape(piece), tv.shape, True),
+            IndexedGrad((Ellipsis, slice(b0, b1)), grad_b.reshape(piece), tv.shape, True),
+        )
+
+    return ops._node2(out, theta, vjp_theta, x, lambda g: ops._matmul_grad_a(grad_z(g), xv, wv))
+
+
+def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
+    """Σ log N(x | mean, std²) over ``axis``: −½ Σ (x − mean)² / std² − n (log std + ½ log 2π), one node.
+
+    Parameters
+    ----------
+    x, mean
+        Arrays or ``Var`` s that broadcast together (a log-likelihood has the
+        data as ``x`` and the network output as ``mean``; a prior has θ as
+        ``x`` and ``mean = 0``).
+    std
+        The standard deviation, a positive number.
+    axis
+        The axes summed over (n is the number of terms each output sums).
+
+    Notes
+    -----
+    The plain graph: ``sum_squares(x − mean, axis) · (−½/std²) − n (log std + ½ log 2π)``
+    (no subtraction when ``mean`` is the number 0). VJP: with
+    g_r = 2 (x − mean) · g (−½/std²), ∂x = g_r and ∂mean = −g_r, each summed
+    back to its shape.
+    """
+    if not (type(std) in (int, float, np.float64) and 0 < std < np.inf):
+        raise ValueError(f"std must be a positive finite number, got {std!r}")
+    scale, xv, mv = -0.5 / std**2, _value(x), _value(mean)
+    zero_mean = type(mv) in (int, float) and mv == 0
+    shape = np.broadcast_shapes(np.shape(xv), np.shape(mv))
+    n = int(np.prod(shape)) if axis is None else int(np.prod([shape[a] for a in np.atleast_1d(axis)]))
+    constant = n * (np.log(std) + 0.5 * LOG_2PI)
+    if _plain:
+        return ops.sum_squares(x if zero_mean else ops.sub(x, mean), axis=axis) * scale - constant
+    shapes = (np.shape(xv), np.shape(mv), ops._kept_shape(shape, axis))
+    return _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes)
+
+
+@primitive
+def _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes):
+    xv, mv = _value(x), _value(mean)
+    r = xv if zero_mean else xv - mv
+    x_shape, mean_shape, kept = shapes  # worked out once by the caller (a tape replays them)
+
+    def grad_r(g):
+        return 2.0 * r * (g * scale).reshape(kept)
+
+    return ops._node2(
+        np.add.reduce(r * r, axis=axis) * scale - constant,
+        x,
+        lambda g: unbroadcast(grad_r(g), x_shape),
+        mean,
+        lambda g: unbroadcast(-grad_r(g), mean_shape),
+    )
