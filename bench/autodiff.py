@@ -5,12 +5,17 @@ Rows: the BNN ``Regression(MLP([1, 50, 50, 1], "tanh"))`` on N = 100 points
 N = 40 (D = 151) at θ (1, D), one HMC chain's call; ``LinearRegression`` with D = 11 at one θ;
 the 2-D ``Banana`` target at one θ. Each row times, interleaved in the same
 run and as medians of ``--repeats``: the hand-fused NumPy reference (no
-graph, the floor for the computation in NumPy), approxpost on the plain graph
+graph, the floor for the computation in NumPy), the bare calls (the NumPy
+calls the replayed tape makes, in its order, with no ``Var``, closure or tape
+around them: ``reference.bare_*``, asserted to give the tape's value and
+gradient bit for bit), approxpost on the plain graph
 (the teaching path: ``ad.plain_graph()``, rebuilt every call), with the fused
 primitives, and fused on the replayed tape (``Model.replay_graph``, the
 default), and JAX jit / PyTorch eager
 when they are importable (never a dependency). Ratios are to the hand-fused
-time of the same row. ``--activations`` adds the per-element cost of tanh,
+time of the same row; the summary splits each row's ratio into bare / hand-fused
+(the floor set by the engine's choice of NumPy calls) and tape / bare (its
+Python bookkeeping). ``--activations`` adds the per-element cost of tanh,
 exp and the expm1 / guarded-exp forms of tanh that were measured before
 keeping ``np.tanh``. Run: ``python bench/autodiff.py``.
 """
@@ -23,6 +28,9 @@ import timeit
 import numpy as np
 from reference import (
     LOG_2PI,
+    bare_banana,
+    bare_linear,
+    bare_mlp,
     deep_regression,
     hand_banana_log_joint_and_grad,
     hand_linear_log_joint_and_grad,
@@ -199,6 +207,17 @@ def rows(rng):
     ]
 
 
+BARE = {"mlp": bare_mlp, "linear": bare_linear, "banana": bare_banana}
+TARGETS = {"BNN D=2701, one θ": 1.1, "BNN D=2701, S=64": 1.05, "linear D=11, one θ": 3.0}
+
+
+def check_bare(bare, tape, theta):
+    """The bare calls are the tape's calls: the same value and gradient, bit for bit."""
+    value, grad = bare(theta)
+    tape_value, tape_grad = tape(theta)
+    assert np.array_equal(value, tape_value) and np.array_equal(grad, tape_grad), "the bare calls are not the tape's"
+
+
 def check(ours, reference, theta):
     value, grad = ours(theta)
     ref_value, ref_grad = reference(theta)
@@ -211,12 +230,19 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--activations", action="store_true", help="also time tanh / exp per element")
+    parser.add_argument("--rows", nargs="+", metavar="TEXT", help="only the rows whose name contains one of these")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(1)
     print(f"log_joint_and_grad, float64, medians of {args.repeats} interleaved repeats; ratio = time / hand-fused time")
     print(f"{'row':<20} {'variant':<15} {'time':>10} {'ratio':>7}")
+    summary = []
     for name, model, kind, theta, reference, number in rows(rng):
-        fns = {"hand-fused": lambda: reference(theta)}
+        if args.rows and not any(text in name for text in args.rows):
+            continue
+        bare = BARE[kind](model, theta.shape)
+        check_bare(bare, replayed(model), theta)
+        check(bare, reference, theta)
+        fns = {"hand-fused": lambda: reference(theta), "bare calls": lambda: bare(theta)}
         variants = (("ap plain graph", plain(model)), ("ap fused", fused(model)), ("ap fused+tape", replayed(model)))
         for label, ours in variants:
             check(ours, reference, theta)
@@ -226,8 +252,29 @@ def main(argv=None) -> None:
         medians = interleaved_medians(fns, number, args.repeats)
         for label, seconds in medians.items():
             print(f"{name:<20} {label:<16} {seconds * 1e6:>8.1f}µs {seconds / medians['hand-fused']:>7.2f}")
+        summary.append((name, medians))
+    report(summary)
     if args.activations:
         activations()
+
+
+def report(summary) -> None:
+    """Per row: the three times, the ratio split into floor × overhead, the target, the frameworks."""
+    print("\nbare/hand: the floor from the engine's NumPy calls; tape/bare: its Python overhead; product = ratio")
+    print(
+        f"{'row':<20} {'hand-fused':>10} {'bare':>9} {'tape':>9} {'bare/hand':>9} {'tape/bare':>9} {'ratio':>6} "
+        f"{'target':>6} {'met':>4} {'JAX':>9} {'PyTorch':>9}"
+    )
+    for name, m in summary:
+        hand, bare, tape = m["hand-fused"], m["bare calls"], m["ap fused+tape"]
+        target = TARGETS.get(name)
+        met = "" if target is None else "yes" if tape / hand <= target else "no"
+        jax = next((m[k] for k in m if k.startswith("JAX")), None)
+        frameworks = [f"{t * 1e6:>7.1f}µs" if t is not None else f"{'—':>9}" for t in (jax, m.get("PyTorch eager"))]
+        print(
+            f"{name:<20} {hand * 1e6:>8.1f}µs {bare * 1e6:>7.1f}µs {tape * 1e6:>7.1f}µs {bare / hand:>9.2f} "
+            f"{tape / bare:>9.2f} {tape / hand:>6.2f} {target or '':>6} {met:>4} {frameworks[0]} {frameworks[1]}"
+        )
 
 
 def activations(n: int = 64 * 100 * 50) -> None:

@@ -12,6 +12,10 @@ points and random numbers):
   (``replay_graph = False``);
 - ``ap fit hand∇``: ``HMC(...).fit`` on the same model with the hand-fused
   gradient plugged in (isolates the sampler's and the driver's overhead);
+- ``ap fit bare∇``: the same with the bare calls plugged in (the NumPy calls
+  the replayed tape makes, with no engine around them: ``reference.bare_mlp``,
+  the same chains bit for bit as ``ap fit``), the ceiling ``ap fit`` could
+  reach if the engine's Python overhead were nil;
 - ``ap step``: the library's ``HMC.init`` and ``HMC.step`` in a loop (the
   sampler alone, as a student steps through it);
 - ``hand+ad``: the hand-written loop below calling ``model.log_joint_and_grad``
@@ -20,7 +24,9 @@ points and random numbers):
   (the NumPy floor).
 
 So the gap to the hand loop splits into the gradient's share (``hand+ad``)
-and the sampler's (``ap fit hand∇``); ``ap fit`` pays both.
+and the sampler's (``ap fit hand∇``); ``ap fit`` pays both, and ``ap fit
+bare∇`` ≈ ``ap fit hand∇`` × (hand gradient / bare gradient) is what remains
+of it without the engine's Python overhead.
 
 Before timing, all runs are checked to produce the same chains. Reported:
 gradient evaluations per second, ``speed`` (grad/s over the hand loop's: the
@@ -44,7 +50,7 @@ import statistics
 import time
 
 import numpy as np
-from reference import deep_regression, hand_log_joint_and_grad
+from reference import bare_mlp, deep_regression, hand_log_joint_and_grad
 
 import approxpost as ap
 from approxpost.diagnostics import ess
@@ -95,6 +101,23 @@ class HandFused(ap.models.Regression):
 
 def hand_fused(model) -> HandFused:
     return HandFused(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
+
+
+class BareCalls(ap.models.Regression):
+    """The same regression whose gradient is the tape's NumPy calls without the tape (one per θ shape)."""
+
+    replay_graph = False
+
+    def log_joint_and_grad(self, theta, idx=None):
+        calls = self.__dict__.setdefault("_bare", {})
+        shape = np.shape(theta)
+        if shape not in calls:
+            calls[shape] = bare_mlp(self, shape)
+        return calls[shape](theta)
+
+
+def bare_calls(model) -> BareCalls:
+    return BareCalls(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
 
 
 # --- the runs -------------------------------------------------------------------
@@ -165,12 +188,14 @@ def check_agreement(model, start, step_size, n_leapfrog):
         library_fit(model, start, step_size, n_leapfrog, 5, seed=1),
         library_fit_plain(model, start, step_size, n_leapfrog, 5, seed=1),
         library_fit(hand_fused(model), start, step_size, n_leapfrog, 5, seed=1),
+        library_fit(bare_calls(model), start, step_size, n_leapfrog, 5, seed=1),
         library_steps(model, start, step_size, n_leapfrog, 5, seed=1),
         hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, 5, seed=1),
         hand_hmc(lambda t: hand_log_joint_and_grad(model, t), start, step_size, n_leapfrog, 5, seed=1),
     ]
     assert all(np.allclose(traces[0], t, rtol=1e-8) for t in traces[2:]), "the samplers disagree"
     assert np.array_equal(traces[0], traces[1]), "the tape and the plain graph disagree"
+    assert np.array_equal(traces[0], traces[3]), "the bare calls and the tape disagree"
     assert np.array_equal(traces[2], traces[-1]), "the library's HMC and the hand loop disagree on the same gradient"
 
 
@@ -241,13 +266,14 @@ def main(argv=None) -> None:
     for name, model in models.items():
         step_size, starts = warm_start(model, n_leapfrog, n_chains=max(args.chains))
         check_agreement(model, starts, step_size, n_leapfrog)
-        hand_model = hand_fused(model)
+        hand_model, bare_model = hand_fused(model), bare_calls(model)
         for n_chains in args.chains:
             start = starts[:n_chains]
             runs = {
                 "ap fit": lambda: library_fit(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap fit plain": lambda: library_fit_plain(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap fit hand∇": lambda: library_fit(hand_model, start, step_size, n_leapfrog, n_iter, seed=2),
+                "ap fit bare∇": lambda: library_fit(bare_model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "ap step": lambda: library_steps(model, start, step_size, n_leapfrog, n_iter, seed=2),
                 "hand+ad": lambda: hand_hmc(model.log_joint_and_grad, start, step_size, n_leapfrog, n_iter, seed=2),
                 "hand": lambda: hand_hmc(

@@ -5,7 +5,10 @@ Rows: Bayes by Backprop at n_mc = 1 and 16 (reparameterised gradient, analytic
 KL; "BBB" with the chain rule by hand after the engine's ∇θ, the default,
 "BBB/ad" with the whole loss differentiated by the engine, and "BBB/hand∇θ"
 the default step on the same model with a hand-fused ∇θ log p(D | θ) plugged
-in, which isolates the method's own cost from the engine's), and BBVI at
+in, which isolates the method's own cost from the engine's; "BBB/bare∇θ" the
+same with the bare calls, the NumPy calls the engine's graph of
+log p(D | θ) makes with no engine around them, ``reference.bare_mlp``: the
+ceiling without the engine's Python overhead), and BBVI at
 n_mc = 16 (score function with the leave-one-out control variate). Each
 reference step is the same computation written out by hand in NumPy —
 forward, backward, KL gradient and Adam — the cost floor for it in NumPy. Both
@@ -23,7 +26,7 @@ import statistics
 import time
 
 import numpy as np
-from reference import LOG_2PI, deep_regression
+from reference import LOG_2PI, bare_mlp, deep_regression
 
 import approxpost as ap
 from approxpost import autodiff as ad
@@ -108,6 +111,21 @@ class HandFusedLikelihood(ap.models.Regression):
         return ad.Var(value, (theta,), (lambda g: g[:, None] * grad,))
 
 
+class BareLikelihood(ap.models.Regression):
+    """The same regression whose log p(D | θ) is one node with the bare calls (``reference.bare_mlp``) as its VJP."""
+
+    replay_graph = False
+
+    def log_likelihood(self, theta, idx=None):
+        if idx is not None or not isinstance(theta, ad.Var):
+            return super().log_likelihood(theta, idx)
+        calls = self.__dict__.setdefault("_bare", {})
+        if theta.shape not in calls:
+            calls[theta.shape] = bare_mlp(self, theta.shape, with_prior=False)
+        value, grad = calls[theta.shape](theta.value)
+        return ad.Var(value, (theta,), (lambda g: g[:, None] * grad,))
+
+
 def log_joint(model, theta):
     f = forward(model, theta)[2]
     s2, n2 = model.prior_std**2, model.noise_std**2
@@ -186,6 +204,7 @@ def main(argv=None) -> None:
     clock = CLOCKS[args.clock]
     model = deep_regression()
     hand_model = HandFusedLikelihood(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
+    bare_model = BareLikelihood(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
     cases = [
         ("BBB", BayesByBackprop(n_mc=1), model, bbb_step, 200),
         ("BBB", BayesByBackprop(n_mc=16), model, bbb_step, 20),
@@ -193,6 +212,8 @@ def main(argv=None) -> None:
         ("BBB/ad", BayesByBackprop(n_mc=16, hand_gradient=False), model, bbb_step, 20),
         ("BBB/hand∇θ", BayesByBackprop(n_mc=1), hand_model, bbb_step, 200),
         ("BBB/hand∇θ", BayesByBackprop(n_mc=16), hand_model, bbb_step, 20),
+        ("BBB/bare∇θ", BayesByBackprop(n_mc=1), bare_model, bbb_step, 200),
+        ("BBB/bare∇θ", BayesByBackprop(n_mc=16), bare_model, bbb_step, 20),
         ("BBVI", BBVI(n_mc=16, control_variate=True), model, bbvi_step, 40),
     ]
     print(f"one step (gradient estimate + Adam), Regression(MLP([1, 50, 50, 1])), N=100, D={model.dim}, float64")
