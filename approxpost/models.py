@@ -50,8 +50,8 @@ class Model:
     dim: int = 0
     n_data: int | None = None
     noise_std: float | None = None
-    #: replay the recorded graph in ``log_joint_and_grad`` (``ad.Tape``): only for a log joint whose
-    #: graph depends on θ's shape alone, with data that is not reassigned after the first call
+    #: replay the recorded graph in ``log_joint_and_grad`` and ``mean_log_likelihood_vjp`` (``ad.Tape``): only
+    #: for a log joint whose graph depends on θ's shape alone, with data that is not reassigned after the first call
     replay_graph: bool = False
 
     def __init__(self):
@@ -126,6 +126,29 @@ class Model:
             tapes[theta.shape] = tape
         return tape
 
+    def mean_log_likelihood_vjp(self, theta, idx=None, with_prior: bool = False) -> tuple:
+        """``ad.vjp`` at θ (S, D) of mean_s log p(D | θ_s), or ``with_prior`` of [that, mean_s log p(θ_s)].
+
+        What Bayes by Backprop differentiates every step
+        (:func:`approxpost.by_hand.bbb_loss_grad_by_hand`). With ``replay_graph``
+        and all the data it replays a tape recorded once per θ shape, as
+        ``log_joint_and_grad`` does: the plain graph's NumPy calls in the same
+        order, so the same bits, without rebuilding the graph every step.
+        """
+
+        def f(t):
+            mean_log_lik = ad.mean(self.log_likelihood(t, idx))
+            return ad.stack([mean_log_lik, ad.mean(self.log_prior(t))]) if with_prior else mean_log_lik
+
+        if self.replay_graph and idx is None:
+            tapes = self.__dict__.setdefault("_mean_log_likelihood_tapes", {})
+            key = (with_prior, theta.shape)
+            if key not in tapes:
+                tapes[key] = ad.Tape(f, theta)
+            if tapes[key].complete:  # incomplete: an op outside ad.primitive, so the plain graph
+                return tapes[key].vjp(theta)
+        return ad.vjp(f, theta)
+
     def init(self, rng: np.random.Generator, n: int = 1) -> np.ndarray:
         """``n`` starting points (n, D); by default N(0, 1) draws."""
         return rng.standard_normal((int(n), self.dim))
@@ -164,7 +187,7 @@ class Regression(Model):
     """Bayesian neural-network regression: y = f(x; θ) + ε, ε ~ N(0, noise_std²), θ ~ N(0, prior_std² I).
 
     The graph of the log joint depends on θ's shape alone, so
-    ``log_joint_and_grad`` replays it (``replay_graph``).
+    ``log_joint_and_grad`` and ``mean_log_likelihood_vjp`` replay it (``replay_graph``).
 
     Parameters
     ----------
