@@ -3,7 +3,7 @@
 An approximation of a BNN posterior can only be judged against something
 closer to the truth (Izmailov et al. 2021 used long full-batch HMC). Each
 reference here is a long, many-chain NUTS run on a built-in data set with the
-default network (:func:`approxpost.cli.build_model`), produced by
+default network (:func:`approxpost.defaults.build_model`), produced by
 ``scripts/make_references.py``, whose settings, cost and convergence are in
 the file's metadata. Convergence is checked on *function values*: weights
 never mix across the permutation and sign symmetries of a network, so R-hat
@@ -99,7 +99,7 @@ def load(name: str) -> SamplePosterior:
         ``settings`` the NUTS settings plus ``dataset``, ``seed``, ``thin``
         and ``stored_dtype``; ``cost`` the whole run's.
     """
-    from .cli import build_model, dataset_makers
+    from .defaults import build_model, dataset_makers
 
     names = available()
     if name not in names:

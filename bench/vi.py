@@ -256,7 +256,7 @@ def breakdown(model, repeats: int, clock) -> None:
         ("σ = softplus(ρ)", lambda: ad.softplus(rho), lambda: np.logaddexp(0.0, rho)),
         (
             "∇θ log p(D|θ)",
-            lambda: ad.vjp(lambda t: ad.mean(model.log_likelihood(t)), theta)[1](-1.0),
+            lambda: model.mean_log_likelihood_vjp(theta)[1](-1.0),
             lambda: log_lik_grad(model, theta),
         ),
         (

@@ -58,6 +58,29 @@ def test_model_replay_equals_the_plain_graph(make, data):
     assert set(model._tapes) == {batch + (model.dim,)}
 
 
+@pytest.mark.parametrize("make", [linear_model, mlp_model], ids=["linear", "mlp"])
+@pytest.mark.parametrize("with_prior", [False, True], ids=["likelihood", "with-prior"])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_mean_log_likelihood_replay_equals_the_plain_graph(make, with_prior, data):
+    """BBB's ∇θ (``mean_log_likelihood_vjp``) replayed at new θ (S, D): the plain graph's value and pullback, bit for bit."""
+    model = make()
+    n_draws = data.draw(st.integers(1, 4))
+    for _ in range(2):  # the first call records, the second replays at another θ
+        theta = data.draw(finite_arrays((n_draws, model.dim)))
+        seed = data.draw(finite_arrays((2,) if with_prior else ()))
+        value, pullback = model.mean_log_likelihood_vjp(theta, with_prior=with_prior)
+        model.replay_graph = False
+        try:
+            plain_value, plain_pullback = model.mean_log_likelihood_vjp(theta, with_prior=with_prior)
+        finally:
+            del model.replay_graph
+        np.testing.assert_array_equal(value, plain_value)
+        np.testing.assert_array_equal(pullback(seed), plain_pullback(seed))
+    assert set(model._mean_log_likelihood_tapes) == {(with_prior, (n_draws, model.dim))}
+    assert model._mean_log_likelihood_tapes[with_prior, (n_draws, model.dim)].complete
+
+
 @settings(max_examples=25, deadline=None)
 @given(theta=finite_arrays((4, 4)))
 def test_linear_regression_replay_gives_the_analytic_gradient(theta):
@@ -75,7 +98,8 @@ def test_minibatch_and_user_models_stay_on_the_plain_path():
     model = linear_model()
     theta = np.linspace(-1, 1, model.dim)
     value, gradient = model.log_joint_and_grad(theta, idx=np.arange(5))
-    assert not hasattr(model, "_tapes")
+    model.mean_log_likelihood_vjp(theta[None], idx=np.arange(5))
+    assert not hasattr(model, "_tapes") and not hasattr(model, "_mean_log_likelihood_tapes")
     np.testing.assert_allclose(ad.check_grad(lambda t: model.log_joint(t, np.arange(5)), theta), 0.0, atol=1e-6)
     assert ap.models.Model.replay_graph is False and ap.targets.Banana.replay_graph is False
 
@@ -107,6 +131,15 @@ def test_a_model_using_an_unrecorded_op_falls_back_to_the_plain_graph():
     assert ad.check_grad(lambda t: model.log_joint(t), theta) < 1e-7
     with pytest.raises(ValueError, match="incomplete"):
         model._tapes[theta.shape].vjp(theta)
+    value, pullback = model.mean_log_likelihood_vjp(theta[None])
+    assert not model._mean_log_likelihood_tapes[False, (1, model.dim)].complete
+    model.replay_graph = False
+    try:
+        plain_value, plain_pullback = model.mean_log_likelihood_vjp(theta[None])
+    finally:
+        del model.replay_graph
+    assert value == plain_value
+    np.testing.assert_array_equal(pullback(-1.0), plain_pullback(-1.0))
 
 
 def test_a_primitive_built_from_primitives_makes_an_incomplete_tape():

@@ -28,9 +28,9 @@ and may override (defaults in brackets)::
 
 Cost. ``fit`` hands ``step`` a model that counts its own evaluations: every
 row of θ passed to ``model.log_joint`` / ``log_likelihood`` counts once (a
-gradient evaluation if θ is an ``ad.Var`` or through ``log_joint_and_grad``,
-else a density evaluation; ``log_prior`` alone is not counted, nor is fit's
-start check). A method never sees the counter. It declares its
+gradient evaluation if θ is an ``ad.Var`` or through ``log_joint_and_grad`` or
+``mean_log_likelihood_vjp``, else a density evaluation; ``log_prior`` alone is
+not counted, nor is fit's start check). A method never sees the counter. It declares its
 cost per step with ``evals_per_step`` (what ``with_budget`` divides the budget
 by); a step that evaluates the model some way the counter cannot see (e.g.
 sampled pre-activations) also declares those with ``uncounted_evals_per_step``,
@@ -127,7 +127,13 @@ class CostCounter:
             self.grad_evals += _rows(theta)
             return model.log_joint_and_grad(theta, idx)
 
+        def mean_log_likelihood_vjp(theta, idx=None, with_prior=False):
+            # one gradient evaluation a row, as the log_likelihood(Var) it differentiates (the prior is not counted)
+            self.grad_evals += _rows(theta)
+            return model.mean_log_likelihood_vjp(theta, idx, with_prior)
+
         proxy.log_joint, proxy.log_likelihood, proxy.log_joint_and_grad = log_joint, log_likelihood, log_joint_and_grad
+        proxy.mean_log_likelihood_vjp = mean_log_likelihood_vjp
         return proxy
 
 

@@ -81,9 +81,10 @@ class BayesByBackprop(VIMethod):
         False: the engine differentiates the loss through ``MeanFieldNormal``
         and ``distributions.kl``; ``None``: by hand where it applies. The same numbers to 1e-10 from the same
         draws; the hand version is the default because it is faster (one
-        step on the ``bench/vi.py`` network: 1.35× less time at n_mc = 1,
+        step on the ``bench/vi.py`` network: 1.5× less time at n_mc = 1,
         1.10× at n_mc = 16), since the engine builds a graph node for every
-        D-sized op of q and the KL.
+        D-sized op of q and the KL, while the hand version's ∇θ replays a
+        recorded tape (``Model.mean_log_likelihood_vjp``).
 
     Notes
     -----

@@ -206,6 +206,47 @@ def test_fit_is_bit_for_bit_the_plainly_written_step(mlp_regression, settings):
         np.testing.assert_array_equal(post.history[name], values)
 
 
+class _MonteCarloKLRegression(ap.models.Regression):
+    """The same regression with its prior not declared a Normal: BBB estimates the KL from the draws."""
+
+    def prior_distribution(self):
+        return None
+
+
+def _on_the_plain_graph(model, run):
+    """``run()`` with the tape replay switched off on this model instance only."""
+    model.replay_graph = False
+    try:
+        return run()
+    finally:
+        del model.replay_graph
+
+
+@pytest.mark.parametrize("monte_carlo_kl", [False, True], ids=["analytic-kl", "monte-carlo-kl"])
+@pytest.mark.parametrize("n_mc", [1, 4])
+def test_the_replayed_gradient_is_bit_for_bit_the_plain_graph(mlp_regression, linear, n_mc, monte_carlo_kl):
+    """BBB's ∇θ replays a tape on a Regression (all the data): loss_grad, fit and its cost are the plain graph's."""
+    for base in (mlp_regression, linear):
+        model = _MonteCarloKLRegression(base.net, base.x, base.y, base.noise_std) if monte_carlo_kl else base
+        method = BayesByBackprop(n_mc=n_mc, n_steps=15)
+        mu, rho = model.init(np.random.default_rng(0), 1)[0], np.full(model.dim, -2.0)
+        for seed in range(3):  # the first call records the tape, the others replay it at new θ
+            replayed = method.loss_grad(model, mu, rho, np.random.default_rng(seed))
+            plain = _on_the_plain_graph(model, lambda: method.loss_grad(model, mu, rho, np.random.default_rng(seed)))
+            assert replayed[:2] == plain[:2]
+            np.testing.assert_array_equal(replayed[2], plain[2])
+            np.testing.assert_array_equal(replayed[3], plain[3])
+        assert model._mean_log_likelihood_tapes[monte_carlo_kl, (n_mc, model.dim)].complete
+        post = method.fit(model, seed=3)
+        plain_post = _on_the_plain_graph(model, lambda: method.fit(model, seed=3))
+        np.testing.assert_array_equal(post.mean, plain_post.mean)
+        np.testing.assert_array_equal(post.std, plain_post.std)
+        np.testing.assert_array_equal(post.history["elbo"], plain_post.history["elbo"])
+        # one gradient evaluation a draw, however ∇θ is computed; the prior's is not counted
+        assert post.cost.grad_evals == plain_post.cost.grad_evals == method.n_steps * n_mc
+        assert post.cost.density_evals == plain_post.cost.density_evals
+
+
 def test_a_non_finite_gradient_still_stops_the_fit_with_the_reason():
     class Steep(ap.models.Model):
         """−e^(θ₁²): finite at θ₁ = 26.63 (θ₁² = 709.2), where its gradient −2θ₁e^(θ₁²) overflows."""
