@@ -15,9 +15,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import _validate as check
-from .adaptation import DualAveraging, Welford, dual_averaging_init, welford_init, welford_update, welford_variance
 from .integrators import accept, kinetic_energy, leapfrog
-from .mcmc_common import MCMCMethod
+from .mcmc_common import MassAdaptation, MassAdaptingMCMC
 
 __all__ = ["HMC", "HMCState", "HMCInfo", "HMCAdaptation", "DIVERGENCE_THRESHOLD"]
 
@@ -53,15 +52,11 @@ class HMCInfo(NamedTuple):
     diverging: np.ndarray
 
 
-class HMCAdaptation(NamedTuple):
-    """Warm-up state: dual averaging of ε (``None`` when off) and the variance accumulator (``None`` when off)."""
-
-    step_size: DualAveraging | None
-    variance: Welford | None
+HMCAdaptation = MassAdaptation  # the name HMC has always exported
 
 
 @dataclasses.dataclass(frozen=True)
-class HMC(MCMCMethod):
+class HMC(MassAdaptingMCMC):
     """Hamiltonian Monte Carlo with a fixed number of leapfrog steps.
 
     Parameters
@@ -155,6 +150,11 @@ class HMC(MCMCMethod):
         """Warm-up iterations [start, stop) whose draws estimate the mass matrix."""
         return self.n_warmup // 2, self.n_warmup - self.n_warmup // 5
 
+    @property
+    def mass_windows(self) -> list:
+        """The one window of ``mass_window`` when adapting M⁻¹, else none (the warm-up is in the base)."""
+        return [self.mass_window] if self.adapt_mass_matrix else []
+
     def init(self, model, position, rng: np.random.Generator) -> HMCState:
         """Every chain at ``position`` (n_chains, D) or (D,), with log joint, gradient, ε and M⁻¹ = I."""
         position = self.chain_positions(model, position)
@@ -206,29 +206,6 @@ class HMC(MCMCMethod):
             diverging=diverging,
         )
         return new_state, info
-
-    # --- warm-up: step size (shared, in the base) and the mass matrix ---------
-
-    def start_warmup(self, model, state: HMCState) -> HMCAdaptation:
-        variance = welford_init(state.position.shape[1]) if self.adapt_mass_matrix else None
-        return HMCAdaptation(super().start_warmup(model, state), variance)
-
-    def adapt(self, model, state: HMCState, info: HMCInfo, adaptation: HMCAdaptation, iteration: int) -> tuple:
-        """Dual averaging every iteration; in the mass window accumulate draws, at its end set M⁻¹."""
-        state, step_adaptation = super().adapt(model, state, info, adaptation.step_size, iteration)
-        variance = adaptation.variance
-        start, stop = self.mass_window
-        if variance is not None and start <= iteration < stop:
-            variance = welford_update(variance, state.position)
-            if iteration == stop - 1:
-                state = state._replace(inv_mass=welford_variance(variance))
-                if step_adaptation is not None:
-                    # the old ε was tuned for the old metric: start again from it
-                    step_adaptation = dual_averaging_init(state.step_size)
-        return state, HMCAdaptation(step_adaptation, variance)
-
-    def end_warmup(self, model, state: HMCState, adaptation: HMCAdaptation) -> HMCState:
-        return super().end_warmup(model, state, adaptation.step_size)
 
     def extra_diagnostics(self, infos: list) -> dict:
         return {"divergences": int(np.count_nonzero([info.diverging for info in infos]))}

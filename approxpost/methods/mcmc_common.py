@@ -10,15 +10,24 @@ post-warm-up position and turn them into a
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import _validate as check
 from ..posteriors import SamplePosterior
-from .adaptation import DualAveraging, dual_averaging_init, dual_averaging_update
+from .adaptation import (
+    DualAveraging,
+    Welford,
+    dual_averaging_init,
+    dual_averaging_update,
+    welford_init,
+    welford_update,
+    welford_variance,
+)
 from .base import Method
 
-__all__ = ["MCMCMethod", "MIN_DRAWS"]
+__all__ = ["MCMCMethod", "MassAdaptingMCMC", "MassAdaptation", "MIN_DRAWS"]
 
 MIN_DRAWS = 4
 """Fewest kept draws per chain: split R-hat and ESS cut each chain in halves."""
@@ -140,3 +149,45 @@ class MCMCMethod(Method):
         acceptance = np.mean([np.mean(info.accept_prob) for info in infos])
         diagnostics = {"acceptance_rate": float(acceptance), **self.extra_diagnostics(infos)}
         return SamplePosterior(draws, diagnostics=diagnostics)
+
+
+class MassAdaptation(NamedTuple):
+    """Warm-up state: dual averaging of ε (``None`` when off) and the current window's variance (``None`` when off)."""
+
+    step_size: DualAveraging | None
+    variance: Welford | None
+
+
+class MassAdaptingMCMC(MCMCMethod):
+    """A gradient sampler (HMC, NUTS) that also learns a diagonal M⁻¹ in warm-up windows.
+
+    A subclass lists the windows [start, stop) in ``mass_windows`` (empty
+    when not adapting M⁻¹). In each window the draws' variance is
+    accumulated; at its end it becomes M⁻¹ and dual averaging restarts from
+    the current ε, which was tuned for the old metric.
+    """
+
+    @property
+    def mass_windows(self) -> list:
+        return []
+
+    def start_warmup(self, model, state) -> MassAdaptation:
+        variance = welford_init(state.position.shape[1]) if self.mass_windows else None
+        return MassAdaptation(super().start_warmup(model, state), variance)
+
+    def adapt(self, model, state, info, adaptation: MassAdaptation, iteration: int) -> tuple:
+        """Dual averaging every iteration; inside a window accumulate draws, at its end set M⁻¹ and restart."""
+        state, step_adaptation = super().adapt(model, state, info, adaptation.step_size, iteration)
+        variance = adaptation.variance
+        for start, stop in self.mass_windows:
+            if start <= iteration < stop:
+                variance = welford_update(variance, state.position)
+                if iteration == stop - 1:
+                    state = state._replace(inv_mass=welford_variance(variance))
+                    variance = welford_init(state.position.shape[1])
+                    if step_adaptation is not None:
+                        step_adaptation = dual_averaging_init(state.step_size)
+        return state, MassAdaptation(step_adaptation, variance)
+
+    def end_warmup(self, model, state, adaptation: MassAdaptation):
+        return super().end_warmup(model, state, adaptation.step_size)

@@ -16,15 +16,9 @@ import numpy as np
 
 from .. import _validate as check
 from .adaptation import (
-    DualAveraging,
-    Welford,
-    dual_averaging_init,
     warmup_windows,
-    welford_init,
-    welford_update,
-    welford_variance,
 )
-from .mcmc_common import MCMCMethod
+from .mcmc_common import MassAdaptation, MassAdaptingMCMC
 from .nuts_tree import initial_step_size, nuts_trajectory
 
 __all__ = ["NUTS", "NUTSState", "NUTSInfo", "NUTSAdaptation", "MAX_TREE_DEPTH"]
@@ -59,15 +53,11 @@ class NUTSInfo(NamedTuple):
     n_steps: int
 
 
-class NUTSAdaptation(NamedTuple):
-    """Warm-up state: dual averaging of ε (``None`` when off) and the variance of the current window (``None`` when off)."""
-
-    step_size: DualAveraging | None
-    variance: Welford | None
+NUTSAdaptation = MassAdaptation  # the name NUTS has always exported
 
 
 @dataclasses.dataclass(frozen=True)
-class NUTS(MCMCMethod):
+class NUTS(MassAdaptingMCMC):
     """The No-U-Turn sampler (multinomial, generalised U-turn criterion, as in Stan).
 
     Parameters
@@ -177,30 +167,6 @@ class NUTS(MCMCMethod):
             out.log_joint, out.accept_prob, state.step_size, out.diverging, out.tree_depth, out.n_leapfrog, out.n_steps
         )
         return new_state, info
-
-    # --- warm-up: step size (shared, in the base) and the mass matrix in windows ---
-
-    def start_warmup(self, model, state: NUTSState) -> NUTSAdaptation:
-        variance = welford_init(state.position.shape[1]) if self.mass_windows else None
-        return NUTSAdaptation(super().start_warmup(model, state), variance)
-
-    def adapt(self, model, state: NUTSState, info: NUTSInfo, adaptation: NUTSAdaptation, iteration: int) -> tuple:
-        """Dual averaging every iteration; inside a window accumulate draws, at its end set M⁻¹ and restart."""
-        state, step_adaptation = super().adapt(model, state, info, adaptation.step_size, iteration)
-        variance = adaptation.variance
-        for start, stop in self.mass_windows:
-            if start <= iteration < stop:
-                variance = welford_update(variance, state.position)
-                if iteration == stop - 1:
-                    state = state._replace(inv_mass=welford_variance(variance))
-                    variance = welford_init(state.position.shape[1])
-                    if step_adaptation is not None:
-                        # ε was tuned for the old metric: dual averaging starts again from it
-                        step_adaptation = dual_averaging_init(state.step_size)
-        return state, NUTSAdaptation(step_adaptation, variance)
-
-    def end_warmup(self, model, state: NUTSState, adaptation: NUTSAdaptation) -> NUTSState:
-        return super().end_warmup(model, state, adaptation.step_size)
 
     def extra_diagnostics(self, infos: list) -> dict:
         depth = np.stack([info.tree_depth for info in infos])
