@@ -310,8 +310,8 @@ class Method(abc.ABC):
                     break
         finally:
             bar.close()
-        # the clock and the counter stop here: diagnostics computed while building the posterior
-        # (ESS of every coordinate, a final ELBO) are not part of the method's cost
+        # the clock and the counter stop here: diagnostics computed while building the posterior (a final
+        # ELBO) or when first read (a SamplePosterior's ESS and R-hat) are not part of the method's cost
         seconds = time.perf_counter() - start
         cost = Cost(counter.grad_evals, counter.density_evals, seconds)
         history = stack_infos(infos)
