@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import approxpost as ap
-from approxpost.methods.base import Method
+from approxpost.methods.base import Method, stack_infos
 from approxpost.posteriors import SamplePosterior
 
 
@@ -148,3 +148,22 @@ def test_only_the_base_knows_the_counter():
     assert users == ["methods/base.py"]
     estimators = (package / "estimators.py").read_text()
     assert "from .methods" not in estimators and "import methods" not in estimators
+
+
+class _MixedInfo(NamedTuple):
+    values: np.ndarray
+    flag: np.ndarray
+    scalar: float
+
+
+def test_stack_infos_is_the_plainly_written_stack():
+    """One C-level np.array per field: the same arrays, dtypes and shapes as stacking each as float64."""
+    rng = np.random.default_rng(0)
+    infos = [_MixedInfo(rng.standard_normal(3), rng.random(3) < 0.5, float(rng.random())) for _ in range(7)]
+    stacked = stack_infos(infos)
+    assert list(stacked) == ["values", "flag", "scalar"]
+    for name in _MixedInfo._fields:
+        want = np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos])
+        assert stacked[name].dtype == want.dtype and stacked[name].shape == want.shape
+        np.testing.assert_array_equal(stacked[name], want)
+    assert stack_infos([]) == {}
