@@ -248,7 +248,7 @@ def breakdown(model, repeats: int, clock) -> None:
     method = BayesByBackprop(n_mc=1)
     state = method.init(model, model.init(np.random.default_rng(0), 1)[0], np.random.default_rng(0))
     mu, rho, rng = state.mu, state.rho, np.random.default_rng(3)
-    theta, sigma, prior = mu[None], ad.softplus(rho), model.prior_distribution()
+    theta, sigma, prior, lam = mu[None], ad.softplus(rho), model.prior_distribution(), np.array((mu, rho))
     fresh = (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2)
     s2 = model.prior_std**2
     pieces = [
@@ -267,7 +267,9 @@ def breakdown(model, repeats: int, clock) -> None:
         ("dσ/dρ", lambda: ap.estimators.dsigma_drho(sigma), lambda: 1.0 / (1.0 + np.exp(-rho))),
         (
             "Adam update",
-            lambda: method.optimizer.update((mu, rho), (mu, rho), state.opt_state),
+            lambda: method.optimizer.update(
+                (lam,), (lam,), state.opt_state
+            ),  # BBB's Adam moves λ = (μ, ρ) as one array
             lambda: adam((mu, rho), (mu, rho), fresh, 1e-2),
         ),
         ("whole step", lambda: method.step(model, state, rng), lambda: bbb_step(model, mu, rho, fresh, rng, 1, 1e-2)),
