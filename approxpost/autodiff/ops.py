@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import tape as _tape
-from .core import IndexedGrad, Var, unbroadcast
+from .core import IndexedGrad, Var, unbroadcast, unbroadcaster
 
 __all__ = [
     "add",
@@ -83,11 +83,25 @@ def _shape(x) -> tuple:
 # --- arithmetic ---------------------------------------------------------------
 
 
-def add(a, b):
-    """a + b.  VJP: g, g (each summed back to its operand's shape)."""
-    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
-    sa, sb = _shape(av), _shape(bv)
-    return _node2(av + bv, a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(g, sb))
+@_tape.split_primitive(n_operands=2)
+def add(needs, a, b):
+    """a + b.  VJP: g, g (each summed back to its operand's shape).
+
+    Written as the two halves a tape replays on arrays (see
+    :func:`~approxpost.autodiff.tape.split_primitive`), not as closures like
+    the ops below: every log joint ends with one, log p(θ) + log p(D | θ).
+    """
+    shape_a, shape_b = _shape(a), _shape(b)
+    shape = np.broadcast_shapes(shape_a, shape_b)
+    to_a, to_b = unbroadcaster(shape, shape_a), unbroadcaster(shape, shape_b)
+
+    def forward(av, bv):
+        return av + bv, None
+
+    def backward(_, g):
+        return (to_a(g) if needs[0] else None), (to_b(g) if needs[1] else None)
+
+    return forward, backward
 
 
 def sub(a, b):
@@ -432,7 +446,8 @@ def stack(arrays, axis=0):
 # --- recorded for the fast path (ad.Tape) ------------------------------------------
 
 for _name in __all__:
-    globals()[_name] = _tape.primitive(globals()[_name])
+    if not hasattr(globals()[_name], "raw"):  # add is recorded already, as a split primitive
+        globals()[_name] = _tape.primitive(globals()[_name])
 
 # --- operators on Var ---------------------------------------------------------
 
