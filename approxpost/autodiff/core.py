@@ -149,19 +149,18 @@ def add_gradient(grads: dict, owned: set, key, contribution) -> None:
 
     A gradient buffer this pass allocated (``owned``) is added into in place;
     any other array may be a read-only view or another node's value, so the
-    first sum into it makes a new array.
+    first sum into it makes a new array. A tuple holds ``IndexedGrad`` pieces
+    of one operand (a fused layer's W and b slices of θ).
     """
-    if type(contribution) is tuple:  # pieces of one operand, e.g. a fused layer's W and b slices of θ
-        for piece in contribution:
-            add_gradient(grads, owned, key, piece)
-        return
-    held = grads.get(key)
-    if type(contribution) is IndexedGrad:
+    held, kind = grads.get(key), type(contribution)
+    if kind is IndexedGrad or kind is tuple:
+        pieces = contribution if kind is tuple else (contribution,)
         if held is None or key not in owned:
-            held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
+            held = np.zeros(pieces[0].shape) if held is None else np.array(held, dtype=np.float64)
             grads[key] = held
             owned.add(key)
-        contribution.add_into(held)
+        for piece in pieces:
+            piece.add_into(held)
     elif held is None:
         grads[key] = contribution
     elif key in owned:

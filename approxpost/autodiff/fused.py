@@ -88,14 +88,18 @@ def dense(x, theta, weight: tuple, bias: tuple, activation: str | None = None):
 def _dense(needs, x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
     """The layer's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
     need_x, need_theta = needs
-    piece, theta_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta)
-    x_shape = np.shape(x)
+    piece, theta_shape, x_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta), np.shape(x)
     rows = np.broadcast_shapes(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
     sum_bias = unbroadcaster(np.broadcast_shapes(rows + w_shape[-1:], b_shape), b_shape)
+    # the branches ops._mm and the matmul VJPs would take at these shapes, taken once
+    product = np.multiply if len(x_shape) > 1 and x_shape[-1] == 1 else np.matmul
+    grad_x_of, grad_w_of = (
+        ops._matmul_grads_for(x_shape, w_shape) if len(x_shape) > 1 else (ops._matmul_grad_a, ops._matmul_grad_b)
+    )
 
     def forward(xv, tv):
         wv = tv[..., w0:w1].reshape(w_shape)
-        z = ops._mm(xv, wv) + tv[..., b0:b1].reshape(b_shape)
+        z = product(xv, wv) + tv[..., b0:b1].reshape(b_shape)
         out = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0) if activation == "relu" else z
         return out, (xv, wv, out)  # relu's z > 0 is out > 0: z itself need not be kept
 
@@ -104,12 +108,12 @@ def _dense(needs, x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
         gz = g * (1.0 - out * out) if activation == "tanh" else g * (out > 0) if activation == "relu" else g
         grad_theta = None
         if need_theta:
-            grad_w, grad_b = ops._matmul_grad_b(gz, xv, wv), sum_bias(gz)
+            grad_w, grad_b = grad_w_of(gz, xv, wv), sum_bias(gz)
             grad_theta = (
                 IndexedGrad((Ellipsis, slice(w0, w1)), grad_w.reshape(piece), theta_shape, True),
                 IndexedGrad((Ellipsis, slice(b0, b1)), grad_b.reshape(piece), theta_shape, True),
             )
-        return (ops._matmul_grad_a(gz, xv, wv) if need_x else None), grad_theta
+        return (grad_x_of(gz, xv, wv) if need_x else None), grad_theta
 
     return forward, backward
 

@@ -231,8 +231,12 @@ class Tape:
 
     def backward(self, values: list, saved: list, g) -> np.ndarray:
         """The gradient of ``sum(g * f(x))`` with respect to x, from what :meth:`forward` returned."""
-        g, out = np.asarray(g, dtype=np.float64), values[self.out_slot]
-        grads, owned = {self.out_slot: g if g.shape == np.shape(out) else np.broadcast_to(g, np.shape(out))}, set()
+        g, out_shape = np.asarray(g, dtype=np.float64), np.shape(values[self.out_slot])
+        return self._backward(saved, g if g.shape == out_shape else np.broadcast_to(g, out_shape))
+
+    def _backward(self, saved: list, g: np.ndarray) -> np.ndarray:
+        """:meth:`backward` for a ``g`` already shaped like the output."""
+        grads, owned = {self.out_slot: g}, set()
         parents, backwards = self.parents, self.backwards
         for k in range(self.out_slot, 0, -1):
             g_k = grads.pop(k, None)
@@ -273,4 +277,4 @@ class Tape:
         if self.out_slot is None:
             return self.constant, np.zeros(self.shape)
         values, saved = self.forward(x)
-        return values[self.out_slot], self.backward(values, saved, self.ones)
+        return values[self.out_slot], self._backward(saved, self.ones)
