@@ -20,7 +20,7 @@ is made. Any other primitive replays on ``Var`` s around the slots' arrays.
 Replaying is only right for a function whose graph depends on its input's
 **shape** alone: a branch on ``theta.value``, or NumPy work on it outside the
 ``ad`` ops, is frozen at the recorded input. So it is opt-in: a model sets
-``replay_graph = True`` (``Regression`` and ``LinearRegression`` do), and
+``replay_graph = True`` (``Regression``, ``LinearRegression`` and ``Classification`` do), and
 ``ad.vjp`` / ``ad.value_and_grad`` stay on the plain path.
 """
 
