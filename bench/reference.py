@@ -69,10 +69,10 @@ def hand_log_joint_and_grad(model, theta):
     for i in range(len(layers) - 1, -1, -1):
         (w0, w1, _), (b0, b1, _) = net.slices[i]
         h = hidden[i]
-        grad[:, w0:w1] += (np.swapaxes(h, -1, -2) @ delta).reshape(s, -1)
+        grad[:, w0:w1] += (h.swapaxes(-1, -2) @ delta).reshape(s, -1)
         grad[:, b0:b1] += delta.sum(axis=1)
         if i > 0:
-            delta = _matmul(delta, np.swapaxes(layers[i][0], 1, 2)) * (1.0 - h * h)
+            delta = _matmul(delta, layers[i][0].swapaxes(1, 2)) * (1.0 - h * h)
     return log_lik + log_prior, grad
 
 
@@ -168,7 +168,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
             h, w, b_shape, out = saved[i]
             gz = g * (1.0 - out * out) if i < last else g
             if lead:  # ops._matmul_grad_b and unbroadcast summing the data axis out of the bias's gradient
-                grad_w, grad_b = np.swapaxes(h, -1, -2) @ gz, gz.sum(axis=(1,), keepdims=True).reshape(b_shape)
+                grad_w, grad_b = h.swapaxes(-1, -2) @ gz, gz.sum(axis=(1,), keepdims=True).reshape(b_shape)
             else:
                 grad_w, grad_b = h.T @ gz, gz.sum(axis=(0,)).reshape(b_shape)
             if grad is None:  # the first IndexedGrad into θ's slot allocates its buffer
@@ -176,7 +176,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
             grad[..., w0:w1] += grad_w.reshape(lead + (-1,))
             grad[..., b0:b1] += grad_b.reshape(lead + (-1,))
             if i > 0:  # ops._matmul_grad_a through ops._mm (an outer product for a one-output layer)
-                wt = np.swapaxes(w, -1, -2) if lead else w.T
+                wt = w.swapaxes(-1, -2) if lead else w.T
                 g = gz * wt if gz.shape[-1] == 1 else gz @ wt
         if with_prior:
             grad += 2.0 * t * (ones * prior_scale).reshape(kept_prior)

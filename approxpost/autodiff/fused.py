@@ -4,7 +4,9 @@ A network's forward pass on the plain graph makes, per layer, two ``view``
 nodes (W and b out of θ), an ``affine`` and an activation; a Gaussian log
 density makes a ``sub``, a ``sum_squares``, a ``mul`` and a ``sub``. On a
 small model every node's bookkeeping costs more than its arithmetic, so
-these ops do each group in one node with a hand-written VJP. They run the
+these ops do each group in one node with a hand-written VJP, written as
+the forward and backward halves a tape replays on arrays
+(:func:`~approxpost.autodiff.tape.split_primitive`). They run the
 same NumPy calls in the same order as the plain ops they stand for, so the
 values and gradients are the same bits (tests/test_fused.py checks that
 with hypothesis over shapes and batch sizes).

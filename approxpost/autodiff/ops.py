@@ -195,13 +195,13 @@ def _matmul_grads_for(a_shape: tuple, b_shape: tuple) -> tuple:
     product_b = np.multiply if n == 1 else np.matmul  # aᵀ (…, k, n) @ g (…, n, m)
 
     def grad_a(g, av, bv):
-        return to_a(product_a(g, bv.T if len(b_shape) == 2 else np.swapaxes(bv, -1, -2)))
+        return to_a(product_a(g, bv.T if len(b_shape) == 2 else bv.swapaxes(-1, -2)))
 
     if len(a_shape) == len(b_shape) == 2:
         return grad_a, lambda g, av, bv: product_b(av.T, g)
     if len(b_shape) == 2:  # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
         return grad_a, lambda g, av, bv: av.reshape(-1, k).T @ g.reshape(-1, m)
-    return grad_a, lambda g, av, bv: to_b(product_b(np.swapaxes(av, -1, -2), g))
+    return grad_a, lambda g, av, bv: to_b(product_b(av.swapaxes(-1, -2), g))
 
 
 @_tape.split_primitive(n_operands=2)
