@@ -5,6 +5,12 @@ Every op accepts ``Var`` s, NumPy arrays and Python numbers in any mix. Only
 NumPy array, so the same function runs on data with no graph at all.
 Gradients of broadcast operands are summed back to their shapes by
 :func:`~approxpost.autodiff.core.unbroadcast`.
+
+Most ops make their node from closures. The few every built-in model's log
+joint runs on each call (``add``, ``matmul``, ``mean``) are instead written
+as the forward and backward halves of a
+:func:`~approxpost.autodiff.tape.split_primitive`, which a tape replays on
+arrays without making nodes; the fused layer ops of :mod:`.fused` are too.
 """
 
 from __future__ import annotations
@@ -89,9 +95,8 @@ def _shape(x) -> tuple:
 def add(needs, a, b):
     """a + b.  VJP: g, g (each summed back to its operand's shape).
 
-    Written as the two halves a tape replays on arrays (see
-    :func:`~approxpost.autodiff.tape.split_primitive`), not as closures like
-    the ops below: every log joint ends with one, log p(θ) + log p(D | θ).
+    Split (see the module docstring): every log joint ends with one,
+    log p(θ) + log p(D | θ).
     """
     shape_a, shape_b = _shape(a), _shape(b)
     shape = np.broadcast_shapes(shape_a, shape_b)
@@ -209,8 +214,8 @@ def matmul(needs, a, b):
     """a @ b with NumPy's batching rules.  VJP: g bᵀ, aᵀ g (batch axes summed back).
 
     Covers (n,k)@(k,m), batched (S,n,k)@(S,k,m), the broadcast forms
-    (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands. Split into the two
-    halves a tape replays, like ``add``: a linear model's likelihood is one.
+    (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands. Split, like ``add``:
+    a linear model's likelihood is one.
     """
     shape_a, shape_b = _shape(a), _shape(b)
     both_2d = len(shape_a) > 1 and len(shape_b) > 1
@@ -366,12 +371,23 @@ def sum_squares(x, axis=None, keepdims=False):
     )
 
 
-def mean(x, axis=None, keepdims=False):
-    """Mean of x over ``axis``.  VJP: g / count, broadcast back."""
-    xv = _value(x)
-    shape = np.shape(xv)
-    count = max(np.size(xv), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
-    return _node1(np.mean(xv, axis=axis, keepdims=keepdims), x, lambda g: _restore_axes(g / count, shape, axis))
+@_tape.split_primitive(n_operands=1)
+def mean(needs, x, axis=None, keepdims=False):
+    """Mean of x over ``axis``.  VJP: g / count, broadcast back.
+
+    Split like ``add``, so a tape counts the terms once: Bayes by Backprop
+    differentiates a mean over its draws every step.
+    """
+    shape = _shape(x)
+    count = max(np.size(x), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
+
+    def forward(xv):
+        return np.mean(xv, axis=axis, keepdims=keepdims), None
+
+    def backward(_, g):
+        return (_restore_axes(g / count, shape, axis),)
+
+    return forward, backward
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -474,7 +490,7 @@ def stack(arrays, axis=0):
 # --- recorded for the fast path (ad.Tape) ------------------------------------------
 
 for _name in __all__:
-    if not hasattr(globals()[_name], "raw"):  # add is recorded already, as a split primitive
+    if not hasattr(globals()[_name], "raw"):  # the split ops are recorded already
         globals()[_name] = _tape.primitive(globals()[_name])
 
 # --- operators on Var ---------------------------------------------------------
