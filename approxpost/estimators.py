@@ -243,17 +243,13 @@ def score_function_grad(
 
 
 def _prior_terms(prior: Normal) -> tuple:
-    """``(mean, std, var, 2 var)`` of a ``Normal`` prior (``mean`` None when it is all zeros), kept on the prior.
-
-    KL(q ‖ prior) needs them on every Bayes by Backprop step, and a distribution
-    is fixed once built (a Regression builds its prior once): computed once a prior.
-    """
-    terms = prior.__dict__.get("_kl_terms")
-    if terms is None:
+    """``(mean, std, var, 2 var)`` of a ``Normal`` prior (``mean`` None if all zeros), kept on the prior."""
+    # computed once a prior: Bayes by Backprop's KL needs them every step, and a prior is fixed once built
+    if "_kl_terms" not in prior.__dict__:
         mean, std = prior.mean, prior.std
         var = np.square(std)
-        terms = prior.__dict__["_kl_terms"] = (mean if np.any(mean) else None, std, var, 2.0 * var)
-    return terms
+        prior.__dict__["_kl_terms"] = (mean if np.any(mean) else None, std, var, 2.0 * var)
+    return prior.__dict__["_kl_terms"]
 
 
 def normal_kl_grad(mu: np.ndarray, sigma: np.ndarray, prior: Normal) -> tuple:
