@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import approxpost as ap
-from approxpost.methods.base import Method
+from approxpost.methods.base import Method, stack_infos
 from approxpost.posteriors import SamplePosterior
 
 
@@ -148,3 +148,23 @@ def test_only_the_base_knows_the_counter():
     assert users == ["methods/base.py"]
     estimators = (package / "estimators.py").read_text()
     assert "from .methods" not in estimators and "import methods" not in estimators
+
+
+class _MixedInfo(NamedTuple):
+    value: float
+    accepted: bool
+    n_steps: int
+    per_chain: np.ndarray
+
+
+def test_history_stacks_every_field_as_stacking_them_one_by_one_does():
+    rng = np.random.default_rng(0)
+    infos = [_MixedInfo(float(rng.standard_normal()), bool(i % 2), i, rng.standard_normal(3)) for i in range(7)]
+    history = stack_infos(infos)
+    for name in _MixedInfo._fields:
+        plain = np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos])
+        assert history[name].dtype == np.float64 and history[name].shape == plain.shape
+        np.testing.assert_array_equal(history[name], plain)
+    assert stack_infos([]) == {}
+    with pytest.raises(ValueError):  # a field whose shape changes from step to step has no stacked form
+        stack_infos([_MixedInfo(0.0, True, 0, np.zeros(3)), _MixedInfo(0.0, True, 0, np.zeros(2))])
