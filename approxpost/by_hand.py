@@ -84,21 +84,27 @@ def bbb_loss_grad_by_hand(
         grad_mu, grad_sigma = -batch_fraction * ell_mu, -batch_fraction * ell_sigma
     else:
         eps = rng.standard_normal((n_mc, mu.size))
+        theta = sigma * eps
+        theta += mu  # μ + σ ⊙ ε, added into the product it was made from
         # ad.vjp of mean_s log p(D | θ_s) (stacked with mean_s log p(θ_s) for the Monte Carlo KL), replayed
         # from a recorded tape on models that allow it: the plain graph's bits at a fraction of its overhead
-        value, pullback = model.mean_log_likelihood_vjp(mu + sigma * eps, idx, with_prior=not analytic_kl)
+        value, pullback = model.mean_log_likelihood_vjp(theta, idx, with_prior=not analytic_kl)
         if analytic_kl:
             expected_log_lik, grad_theta = value, pullback(-batch_fraction)
         else:
             expected_log_lik, expected_log_prior = value
             grad_theta = pullback(np.array([-batch_fraction, -kl_weight]))
-        grad_mu, grad_sigma = np.sum(grad_theta, axis=0), np.sum(grad_theta * eps, axis=0)
+        grad_mu, grad_sigma = grad_theta.sum(axis=0), (grad_theta * eps).sum(axis=0)
+    # from here every array is this call's own, so the sums accumulate in place (the same operations, in order)
     if analytic_kl:
         kl_value, kl_mu, kl_sigma = normal_kl_grad(mu, sigma, prior)
         if kl_weight != 1.0:  # without minibatches w = 1, and 1·x is x exactly: two array passes saved a step
-            kl_mu, kl_sigma = kl_weight * kl_mu, kl_weight * kl_sigma
-        grad_mu, grad_sigma = grad_mu + kl_mu, grad_sigma + kl_sigma
+            kl_mu *= kl_weight
+            kl_sigma *= kl_weight
+        grad_mu += kl_mu
+        grad_sigma += kl_sigma
     else:
         kl_value = -gaussian_entropy(float(np.sum(np.log(sigma))), mu.size) - float(expected_log_prior)
-        grad_sigma = grad_sigma - kl_weight / sigma
-    return float(expected_log_lik), float(kl_value), grad_mu, grad_sigma * dsigma_drho(sigma)
+        grad_sigma -= kl_weight / sigma
+    grad_rho = np.multiply(grad_sigma, dsigma_drho(sigma), out=grad_sigma)  # ∂F/∂σ ⊙ dσ/dρ
+    return float(expected_log_lik), float(kl_value), grad_mu, grad_rho

@@ -99,7 +99,8 @@ def dsigma_drho(sigma: np.ndarray) -> np.ndarray:
     keeps it accurate for tiny σ, and it reuses σ instead of another
     ``logaddexp`` pass over ρ.
     """
-    return -np.expm1(-sigma)
+    derivative = np.expm1(-sigma)
+    return np.negative(derivative, out=derivative)  # −expm1(−σ), negated where it was made
 
 
 def _split(flat: np.ndarray, dim: int) -> VIGrad:
@@ -241,6 +242,16 @@ def score_function_grad(
 # --- reparameterisation -------------------------------------------------------
 
 
+def _prior_terms(prior: Normal) -> tuple:
+    """``(mean, std, var, 2 var)`` of a ``Normal`` prior (``mean`` None if all zeros), kept on the prior."""
+    # computed once a prior: Bayes by Backprop's KL needs them every step, and a prior is fixed once built
+    if "_kl_terms" not in prior.__dict__:
+        mean, std = prior.mean, prior.std
+        var = np.square(std)
+        prior.__dict__["_kl_terms"] = (mean if np.any(mean) else None, std, var, 2.0 * var)
+    return prior.__dict__["_kl_terms"]
+
+
 def normal_kl_grad(mu: np.ndarray, sigma: np.ndarray, prior: Normal) -> tuple:
     """KL(N(μ, diag σ²) ‖ prior) and its gradients in closed form: ``(kl, ∂kl/∂μ, ∂kl/∂σ)``.
 
@@ -249,10 +260,18 @@ def normal_kl_grad(mu: np.ndarray, sigma: np.ndarray, prior: Normal) -> tuple:
     With prior N(m, diag s²): KL = Σ log(s/σ) + (σ² + (μ − m)²)/(2s²) − ½,
     ∂/∂μ = (μ − m)/s², ∂/∂σ = σ/s² − 1/σ.
     """
-    prior_var = np.square(prior.std)
-    diff = mu - prior.mean
-    value = np.sum(np.log(prior.std / sigma) + (sigma * sigma + diff * diff) / (2.0 * prior_var) - 0.5)
-    return float(value), diff / prior_var, sigma / prior_var - 1.0 / sigma
+    mean, std, var, twice_var = _prior_terms(prior)
+    diff = mu if mean is None else mu - mean  # μ − 0 is μ, bit for bit
+    # each term's operations in the formula's order (so its bits), accumulated in the arrays they make
+    terms = np.log(std / sigma)
+    quadratic = sigma * sigma
+    quadratic += diff * diff
+    quadratic /= twice_var
+    terms += quadratic
+    terms -= 0.5
+    grad_sigma = sigma / var
+    grad_sigma -= 1.0 / sigma
+    return float(terms.sum()), diff / var, grad_sigma
 
 
 def value_and_grads(f: Callable, *arrays, seed_grad=1.0) -> tuple:

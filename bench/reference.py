@@ -69,10 +69,10 @@ def hand_log_joint_and_grad(model, theta):
     for i in range(len(layers) - 1, -1, -1):
         (w0, w1, _), (b0, b1, _) = net.slices[i]
         h = hidden[i]
-        grad[:, w0:w1] += (np.swapaxes(h, -1, -2) @ delta).reshape(s, -1)
+        grad[:, w0:w1] += (h.swapaxes(-1, -2) @ delta).reshape(s, -1)
         grad[:, b0:b1] += delta.sum(axis=1)
         if i > 0:
-            delta = _matmul(delta, np.swapaxes(layers[i][0], 1, 2)) * (1.0 - h * h)
+            delta = _matmul(delta, layers[i][0].swapaxes(1, 2)) * (1.0 - h * h)
     return log_lik + log_prior, grad
 
 
@@ -132,12 +132,12 @@ def bare_mlp(model, shape, with_prior: bool = True):
 
     Returns ``theta -> (value, gradient)``; the constants (scales, log-normalisers, the seed of ones) are
     made here once, as the tape records them. Where the calls differ from ``hand_log_joint_and_grad``
-    (generality each op needs, as it cannot see its neighbours): θ is copied on entry (the nodes hold
-    it); the gradient starts as zeros and the prior's 2θ(g·(−½/s²)) is added after the layers' slices,
-    two more D-length passes than starting from −θ/s²; the likelihood's backward is −(2r(g·(−½/σ²))),
-    three elementwise ops where the hand writes r/σ²; and one θ (D,) runs 2-D products where the
-    hand-fused reference runs θ[None] through batched ones. ``with_prior=False``: log p(D | θ) alone, the
-    calls of the graph ``model.log_likelihood`` makes (what BBB differentiates).
+    (generality each op needs, as it cannot see its neighbours): the gradient starts as zeros and the
+    prior's 2θ(g·(−½/s²)) is added after the layers' slices, two more D-length passes than starting from
+    −θ/s²; the likelihood's backward is −(2r(g·(−½/σ²))), three elementwise ops where the hand writes
+    r/σ²; and one θ (D,) runs 2-D products where the hand-fused reference runs θ[None] through batched
+    ones. ``with_prior=False``: log p(D | θ) alone, the calls of the graph ``model.log_likelihood`` makes
+    (what BBB differentiates, through ``Tape.vjp``, which also copies θ first).
     """
     lead, slices, x, y = tuple(shape[:-1]), model.net.slices, model.x, model.y
     prior_scale, lik_scale = -0.5 / model.prior_std**2, -0.5 / model.noise_std**2
@@ -148,7 +148,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
 
     def call(theta):
         theta = np.asarray(np.asarray(theta, dtype=np.float64), dtype=np.float64)  # check_theta, Tape._check
-        t = np.array(theta, dtype=np.float64, copy=True)
+        t = theta  # value_and_grad replays on θ itself: its backward pass runs before it returns
         prior = np.add.reduce(t * t, axis=-1) * prior_scale - prior_constant if with_prior else 0.0
         h, saved = x, []
         for i, ((w0, w1, w_shape), (b0, b1, b_shape)) in enumerate(slices):
@@ -168,7 +168,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
             h, w, b_shape, out = saved[i]
             gz = g * (1.0 - out * out) if i < last else g
             if lead:  # ops._matmul_grad_b and unbroadcast summing the data axis out of the bias's gradient
-                grad_w, grad_b = np.swapaxes(h, -1, -2) @ gz, gz.sum(axis=(1,), keepdims=True).reshape(b_shape)
+                grad_w, grad_b = h.swapaxes(-1, -2) @ gz, gz.sum(axis=(1,), keepdims=True).reshape(b_shape)
             else:
                 grad_w, grad_b = h.T @ gz, gz.sum(axis=(0,)).reshape(b_shape)
             if grad is None:  # the first IndexedGrad into θ's slot allocates its buffer
@@ -176,7 +176,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
             grad[..., w0:w1] += grad_w.reshape(lead + (-1,))
             grad[..., b0:b1] += grad_b.reshape(lead + (-1,))
             if i > 0:  # ops._matmul_grad_a through ops._mm (an outer product for a one-output layer)
-                wt = np.swapaxes(w, -1, -2) if lead else w.T
+                wt = w.swapaxes(-1, -2) if lead else w.T
                 g = gz * wt if gz.shape[-1] == 1 else gz @ wt
         if with_prior:
             grad += 2.0 * t * (ones * prior_scale).reshape(kept_prior)
@@ -188,7 +188,7 @@ def bare_mlp(model, shape, with_prior: bool = True):
 def bare_linear(model, shape):
     """The tape's NumPy calls for ``LinearRegression`` at θ (D,): ``theta -> (value, gradient)``.
 
-    Where they differ from ``hand_linear_log_joint_and_grad``: θ is copied on entry; the prior and the
+    Where they differ from ``hand_linear_log_joint_and_grad``: the prior and the
     likelihood are each a reduce, a scale and a constant (the hand writes two dot products); the
     likelihood's backward is −(2r(g·(−½/σ²))) then Xᵀ(·)[:, None] (matmul's VJP for a 1-D θ), three
     elementwise ops and a reshape where the hand writes Xᵀr/σ; and the prior's gradient 2θ(g·(−½/s²))
@@ -202,7 +202,7 @@ def bare_linear(model, shape):
 
     def call(theta):
         theta = np.asarray(np.asarray(theta, dtype=np.float64), dtype=np.float64)  # check_theta, Tape._check
-        t = np.array(theta, dtype=np.float64, copy=True)
+        t = theta  # value_and_grad replays on θ itself: its backward pass runs before it returns
         prior = np.add.reduce(t * t, axis=-1) * prior_scale - prior_constant
         r = y - t @ design_t
         value = prior + (np.add.reduce(r * r, axis=-1) * lik_scale - lik_constant)
@@ -227,7 +227,7 @@ def bare_banana(target, shape):
 
     def call(theta):
         theta = np.asarray(np.asarray(theta, dtype=np.float64), dtype=np.float64)  # check_theta, Tape._check
-        t = np.array(theta, dtype=np.float64, copy=True)
+        t = theta  # value_and_grad replays on θ itself: its backward pass runs before it returns
         t1, t2 = t[..., 0], t[..., 1]
         square1 = t1 * t1
         ridge = t2 - b * (square1 - a2)

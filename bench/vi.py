@@ -8,7 +8,9 @@ the default step on the same model with a hand-fused ∇θ log p(D | θ) plugged
 in, which isolates the method's own cost from the engine's; "BBB/bare∇θ" the
 same with the bare calls, the NumPy calls the engine's graph of
 log p(D | θ) makes with no engine around them, ``reference.bare_mlp``: the
-ceiling without the engine's Python overhead), and BBVI at
+ceiling without the engine's Python overhead; "BBB/free∇θ" both steps with a
+∇θ that costs nothing, a fixed array: what is left is each step's own work
+around the gradient, ε, σ, the KL, Adam and the Info), and BBVI at
 n_mc = 16 (score function with the leave-one-out control variate). Each
 reference step is the same computation written out by hand in NumPy —
 forward, backward, KL gradient and Adam — the cost floor for it in NumPy. Both
@@ -22,6 +24,7 @@ the time spent waiting for a core on a shared machine (run with
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -126,6 +129,22 @@ class BareLikelihood(ap.models.Regression):
         return ad.Var(value, (theta,), (lambda g: g[:, None] * grad,))
 
 
+def free_grad(model, theta):
+    """A fixed stand-in for ∇_θ log p(D | θ) of θ's shape, the same array every call: a ∇θ that costs nothing."""
+    grads = model.__dict__.setdefault("_free_grads", {})
+    if theta.shape not in grads:
+        grads[theta.shape] = 0.01 * np.random.default_rng(7).standard_normal(theta.shape)
+    return grads[theta.shape]
+
+
+class FreeLikelihood(ap.models.Regression):
+    """The same regression whose ∇θ is ``free_grad``'s fixed array (the library's per-draw gradient of the mean)."""
+
+    def mean_log_likelihood_vjp(self, theta, idx=None, with_prior=False):
+        grad = free_grad(self, theta)
+        return 0.0, lambda g: (g / theta.shape[0]) * grad
+
+
 def log_joint(model, theta):
     f = forward(model, theta)[2]
     s2, n2 = model.prior_std**2, model.noise_std**2
@@ -148,11 +167,11 @@ def adam(params, grads, state, lr, b1=0.9, b2=0.999, eps=1e-8):
     return out, (step, new_m, new_v)
 
 
-def bbb_step(model, mu, rho, adam_state, rng, n_mc, lr):
+def bbb_step(model, mu, rho, adam_state, rng, n_mc, lr, grad=log_lik_grad):
     """One BBB step by hand: θ = μ + σε, ∇ of −E log p(D|θ) + KL(q‖N(0, s²)), Adam."""
     eps = rng.standard_normal((n_mc, mu.size))
     sigma = np.logaddexp(0.0, rho)
-    g_theta = log_lik_grad(model, mu + sigma * eps)
+    g_theta = grad(model, mu + sigma * eps)
     s2 = model.prior_std**2
     g_mu = mu / s2 - g_theta.mean(axis=0)
     g_sigma = sigma / s2 - 1.0 / sigma - (g_theta * eps).mean(axis=0)
@@ -205,6 +224,8 @@ def main(argv=None) -> None:
     model = deep_regression()
     hand_model = HandFusedLikelihood(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
     bare_model = BareLikelihood(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
+    free_model = FreeLikelihood(model.net, model.x, model.y, noise_std=model.noise_std, prior_std=model.prior_std)
+    free_step = functools.partial(bbb_step, grad=free_grad)
     cases = [
         ("BBB", BayesByBackprop(n_mc=1), model, bbb_step, 200),
         ("BBB", BayesByBackprop(n_mc=16), model, bbb_step, 20),
@@ -214,6 +235,8 @@ def main(argv=None) -> None:
         ("BBB/hand∇θ", BayesByBackprop(n_mc=16), hand_model, bbb_step, 20),
         ("BBB/bare∇θ", BayesByBackprop(n_mc=1), bare_model, bbb_step, 200),
         ("BBB/bare∇θ", BayesByBackprop(n_mc=16), bare_model, bbb_step, 20),
+        ("BBB/free∇θ", BayesByBackprop(n_mc=1), free_model, free_step, 200),
+        ("BBB/free∇θ", BayesByBackprop(n_mc=16), free_model, free_step, 20),
         ("BBVI", BBVI(n_mc=16, control_variate=True), model, bbvi_step, 40),
     ]
     print(f"one step (gradient estimate + Adam), Regression(MLP([1, 50, 50, 1])), N=100, D={model.dim}, float64")
@@ -248,7 +271,7 @@ def breakdown(model, repeats: int, clock) -> None:
     method = BayesByBackprop(n_mc=1)
     state = method.init(model, model.init(np.random.default_rng(0), 1)[0], np.random.default_rng(0))
     mu, rho, rng = state.mu, state.rho, np.random.default_rng(3)
-    theta, sigma, prior = mu[None], ad.softplus(rho), model.prior_distribution()
+    theta, sigma, prior, lam = mu[None], ad.softplus(rho), model.prior_distribution(), np.array((mu, rho))
     fresh = (0, [np.zeros(model.dim)] * 2, [np.zeros(model.dim)] * 2)
     s2 = model.prior_std**2
     pieces = [
@@ -267,7 +290,9 @@ def breakdown(model, repeats: int, clock) -> None:
         ("dσ/dρ", lambda: ap.estimators.dsigma_drho(sigma), lambda: 1.0 / (1.0 + np.exp(-rho))),
         (
             "Adam update",
-            lambda: method.optimizer.update((mu, rho), (mu, rho), state.opt_state),
+            lambda: method.optimizer.update(
+                (lam,), (lam,), state.opt_state
+            ),  # BBB's Adam moves λ = (μ, ρ) as one array
             lambda: adam((mu, rho), (mu, rho), fresh, 1e-2),
         ),
         ("whole step", lambda: method.step(model, state, rng), lambda: bbb_step(model, mu, rho, fresh, rng, 1, 1e-2)),

@@ -144,6 +144,32 @@ def test_closed_form_kl_gradient_matches_autodiff(dim, seed):
     np.testing.assert_allclose(est.dsigma_drho(ap.autodiff.softplus(rho)), ap.autodiff.sigmoid(rho), rtol=1e-12)
 
 
+@settings(max_examples=20)
+@given(st.integers(1, 40), st.integers(0, 2**31), st.booleans())
+def test_closed_form_kl_is_bit_for_bit_the_formula_written_plainly(dim, seed, zero_mean):
+    """The in-place KL, with its prior terms kept on the prior (and μ − 0 skipped), changes no bit."""
+    rng = np.random.default_rng(seed)
+    mu, sigma = rng.standard_normal(dim), np.exp(rng.uniform(-5, 2, dim))
+    mu[: dim // 3] = 0.0  # exact zeros of μ, where a zero prior mean leaves diff = μ itself
+    mean = np.zeros(dim) if zero_mean else rng.standard_normal(dim)
+    prior = ap.distributions.Normal(mean, np.exp(rng.uniform(-2, 2, dim)))
+    var = np.square(prior.std)
+    diff = mu - prior.mean
+    plain_value = float(np.sum(np.log(prior.std / sigma) + (sigma * sigma + diff * diff) / (2.0 * var) - 0.5))
+    plain = (diff / var, sigma / var - 1.0 / sigma)
+    for _ in range(2):  # the first call computes the prior's terms, the second reuses them
+        value, grad_mu, grad_sigma = est.normal_kl_grad(mu, sigma, prior)
+        assert value == plain_value
+        np.testing.assert_array_equal(grad_mu, plain[0])
+        np.testing.assert_array_equal(grad_sigma, plain[1])
+    assert est.dsigma_drho(sigma).tobytes() == (-np.expm1(-sigma)).tobytes()
+    # another prior of the same shape gets its own terms
+    other = ap.distributions.Normal(mean + 1.0, 2.0 * prior.std)
+    assert est.normal_kl_grad(mu, sigma, other)[0] == pytest.approx(
+        float(kl(MeanFieldNormal.from_std(mu, sigma), other))
+    )
+
+
 # --- gradient estimators: unbiased --------------------------------------------
 
 ESTIMATORS = {

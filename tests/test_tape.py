@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import evaluate, expressions, finite_arrays, nonzero_arrays, shapes
+from strategies import broadcastable_shapes, evaluate, expressions, finite_arrays, nonzero_arrays, shapes
 
 import approxpost as ap
 from approxpost import autodiff as ad
@@ -30,6 +30,18 @@ def mlp_model(seed=0):
     return ap.models.Regression(ap.nn.MLP([1, 5, 4, 1]), x, np.sin(2 * x), noise_std=0.2)
 
 
+def classifier_model(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((15, 2))
+    return ap.models.Classification(ap.nn.MLP([2, 4, 3]), x, rng.integers(0, 3, 15))
+
+
+def cnn_model(seed=0):
+    rng = np.random.default_rng(seed)
+    net = ap.nn.CNN(input_shape=(1, 4, 4), channels=(2,), kernel_size=3, hidden=(3,), n_outputs=3)
+    return ap.models.Classification(net, rng.standard_normal((5, 1, 4, 4)), rng.integers(0, 3, 5))
+
+
 def plain_value_and_grad(model, theta):
     """``log_joint_and_grad`` with the replay switched off on this instance only."""
     model.replay_graph = False
@@ -42,7 +54,9 @@ def plain_value_and_grad(model, theta):
 # --- models -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [linear_model, mlp_model], ids=["linear", "mlp"])
+@pytest.mark.parametrize(
+    "make", [linear_model, mlp_model, classifier_model, cnn_model], ids=["linear", "mlp", "classifier", "cnn"]
+)
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_model_replay_equals_the_plain_graph(make, data):
@@ -55,7 +69,7 @@ def test_model_replay_equals_the_plain_graph(make, data):
         plain_value, plain_gradient = plain_value_and_grad(model, theta)
         np.testing.assert_array_equal(value, plain_value)
         np.testing.assert_array_equal(gradient, plain_gradient)
-    assert set(model._tapes) == {batch + (model.dim,)}
+    assert set(model._tapes) == {batch + (model.dim,)} and model._tapes[batch + (model.dim,)].complete
 
 
 @pytest.mark.parametrize("make", [linear_model, mlp_model], ids=["linear", "mlp"])
@@ -153,6 +167,80 @@ def test_a_primitive_built_from_primitives_makes_an_incomplete_tape():
     tape = ad.Tape(lambda t: ad.sum(log_cosh(t) * t), x)
     assert [step[0].__name__ for step in tape.steps] == ["log_cosh", "mul", "sum"] and not tape.complete
     assert ad.check_grad(lambda t: ad.sum(log_cosh(t) * t), x) < 1e-8
+
+
+@ad.split_primitive(n_operands=2)
+def _scaled_product(needs, a, b, scale):
+    """scale · a · b, written the way the fused ops are, for the tests of ``split_primitive`` itself."""
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b))
+    to_a, to_b = ad.unbroadcaster(shape, np.shape(a)), ad.unbroadcaster(shape, np.shape(b))
+    calls = _scaled_product_calls
+
+    def forward(av, bv):
+        return scale * av * bv, (av, bv)
+
+    def backward(saved, g):
+        av, bv = saved
+        calls.append(needs)
+        return (to_a(scale * g * bv) if needs[0] else None), (to_b(scale * g * av) if needs[1] else None)
+
+    return forward, backward
+
+
+_scaled_product_calls: list = []
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_split_primitive_is_right_on_both_paths_and_computes_only_the_gradients_wanted(data):
+    """One ``make`` serves the plain graph (a node with one joint VJP) and the tape: same bits, right gradient."""
+    shape_a, shape_b = data.draw(broadcastable_shapes())
+    a, b = data.draw(finite_arrays(shape_a)), data.draw(finite_arrays(shape_b))
+    seed = data.draw(finite_arrays(np.broadcast_shapes(shape_a, shape_b)))
+    for wanted in ("a", "b"):  # differentiate with respect to one operand, the other a constant
+
+        def f(t, wanted=wanted):
+            return _scaled_product(t, b, 1.5) if wanted == "a" else _scaled_product(a, t, 1.5)
+
+        x = a if wanted == "a" else b
+        _scaled_product_calls.clear()
+        value, pullback = ad.vjp(f, x)
+        gradient = pullback(seed)
+        assert _scaled_product_calls == [(wanted == "a", wanted == "b")]  # the constant's gradient never ran
+        np.testing.assert_allclose(gradient, ad.unbroadcast(1.5 * seed * (b if wanted == "a" else a), x.shape))
+        tape = ad.Tape(f, x)
+        replay_value, replay_pullback = tape.vjp(x)
+        np.testing.assert_array_equal(replay_value, value)
+        np.testing.assert_array_equal(replay_pullback(seed), gradient)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_unbroadcaster_is_unbroadcast_bit_for_bit(data):
+    """The summing a replayed step works out once per shape makes the same NumPy calls as ``unbroadcast``."""
+    shape, to = data.draw(broadcastable_shapes())
+    full = np.broadcast_shapes(shape, to)
+    g = data.draw(finite_arrays(full))
+    np.testing.assert_array_equal(ad.unbroadcaster(full, to)(g), ad.unbroadcast(g, to))
+    assert ad.unbroadcaster(full, to)(g).shape == to
+
+
+def test_a_replayed_network_makes_no_var_and_keeps_no_preactivation():
+    """Every step of a BNN's log joint is split: the replay runs on arrays, and a layer keeps x, W and its output only."""
+    for activation in ("tanh", "relu"):
+        model = ap.models.Regression(ap.nn.MLP([1, 6, 5, 1], activation), np.ones((4, 1)), np.zeros(4))
+        theta = np.linspace(-1, 1, 3 * model.dim).reshape(3, model.dim)
+        model.log_joint_and_grad(theta)
+        tape = model._tapes[theta.shape]
+        values, saved = tape.forward(theta)
+        names = [step[0].__name__ for step in tape.steps]
+        assert names == ["_gaussian_log_density", "_dense", "_dense", "_dense", "_gaussian_log_density", "add"]
+        kept = [v for entry in saved[1:] for v in (entry if isinstance(entry, tuple) else (entry,))]
+        assert not any(isinstance(v, ad.Var) for v in values + kept)
+        for k in (2, 3, 4):  # the layers: (x, W, act(z)), and act(z) is the step's own output, not a copy
+            x, weight, out = saved[k]
+            assert out is values[k] and x is (model.x if k == 2 else values[k - 1])
+            assert weight.base is not None and np.shares_memory(weight, theta)
 
 
 def test_replaying_at_another_shape_is_a_value_error():

@@ -9,12 +9,12 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 
 from .check import check_grad, directional_derivative
 from .conv import avg_pool2d, conv2d, max_pool2d
-from .core import IndexedGrad, Var, grad, unbroadcast, value_and_grad, vjp
+from .core import IndexedGrad, Var, grad, unbroadcast, unbroadcaster, value_and_grad, vjp
 from .fused import dense, gaussian_log_density, plain_graph
 from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
-from .tape import Tape, primitive
+from .tape import Tape, primitive, split_primitive
 
 __all__ = [
     "tune_malloc",
@@ -26,9 +26,11 @@ __all__ = [
     "check_grad",
     "directional_derivative",
     "unbroadcast",
+    "unbroadcaster",
     "IndexedGrad",
     "Tape",
     "primitive",
+    "split_primitive",
     "conv2d",
     "max_pool2d",
     "avg_pool2d",

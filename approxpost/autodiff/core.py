@@ -22,7 +22,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["Var", "IndexedGrad", "unbroadcast", "add_gradient", "leaf_gradient", "vjp", "value_and_grad", "grad"]
+__all__ = [
+    "Var",
+    "IndexedGrad",
+    "unbroadcast",
+    "unbroadcaster",
+    "add_gradient",
+    "leaf_gradient",
+    "parent_gradients",
+    "vjp",
+    "value_and_grad",
+    "grad",
+]
 
 
 _creation_counter = itertools.count()
@@ -39,7 +50,9 @@ class Var:
         The ``Var`` s this value was computed from.
     vjps
         One function per parent, ``g -> gradient for that parent``, where
-        ``g`` has the shape of ``value``.
+        ``g`` has the shape of ``value``; or one joint function, ``g -> a
+        gradient for each parent``, for an op whose operands' gradients share
+        work (a fused layer's g·act'(z), :func:`~approxpost.autodiff.tape.split_primitive`).
     """
 
     __slots__ = ("value", "parents", "vjps", "order")
@@ -112,24 +125,42 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
+def unbroadcaster(shape: tuple, to: tuple) -> Callable:
+    """``g -> unbroadcast(g, to)`` for every g of ``shape``: the same NumPy calls, the axes worked out once.
+
+    What a replayed step (:func:`~approxpost.autodiff.tape.split_primitive`)
+    uses, since its shapes are fixed when the tape is recorded.
+    """
+    if shape == to:
+        return lambda g: g
+    n_extra = len(shape) - len(to)
+    lead, kept = tuple(range(n_extra)), shape[n_extra:]
+    ones = tuple(i for i, n in enumerate(to) if n == 1 and kept[i] != 1)
+
+    def summed(g):
+        g = g.sum(axis=lead) if lead else g
+        return (g.sum(axis=ones, keepdims=True) if ones else g).reshape(to)
+
+    return summed
+
+
 def add_gradient(grads: dict, owned: set, key, contribution) -> None:
     """Add one VJP's ``contribution`` (an array, an ``IndexedGrad`` or a tuple of them) into ``grads[key]``.
 
     A gradient buffer this pass allocated (``owned``) is added into in place;
     any other array may be a read-only view or another node's value, so the
-    first sum into it makes a new array.
+    first sum into it makes a new array. A tuple holds ``IndexedGrad`` pieces
+    of one operand (a fused layer's W and b slices of θ).
     """
-    if type(contribution) is tuple:  # pieces of one operand, e.g. a fused layer's W and b slices of θ
-        for piece in contribution:
-            add_gradient(grads, owned, key, piece)
-        return
-    held = grads.get(key)
-    if type(contribution) is IndexedGrad:
+    held, kind = grads.get(key), type(contribution)
+    if kind is IndexedGrad or kind is tuple:
+        pieces = contribution if kind is tuple else (contribution,)
         if held is None or key not in owned:
-            held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
+            held = np.zeros(pieces[0].shape) if held is None else np.array(held, dtype=np.float64)
             grads[key] = held
             owned.add(key)
-        contribution.add_into(held)
+        for piece in pieces:
+            piece.add_into(held)
     elif held is None:
         grads[key] = contribution
     elif key in owned:
@@ -152,6 +183,11 @@ def leaf_gradient(grads: dict, owned: set, key, shape: tuple) -> np.ndarray:
     return np.array(g, dtype=np.float64)
 
 
+def parent_gradients(vjps, g):
+    """Each parent's gradient from a node's ``vjps`` (one function per parent, or one joint function) and its ``g``."""
+    return vjps(g) if type(vjps) is not tuple else [vjp(g) for vjp in vjps]
+
+
 def backward(out: Var, g_out, leaves: tuple) -> list:
     """Gradients of ``sum(g_out * out)`` with respect to each of ``leaves``.
 
@@ -165,12 +201,12 @@ def backward(out: Var, g_out, leaves: tuple) -> list:
         _, node = heapq.heappop(heap)
         key = node.order
         g = grads[key] if key in leaf_keys else grads.pop(key)
-        for parent, parent_vjp in zip(node.parents, node.vjps):
+        for parent, contribution in zip(node.parents, parent_gradients(node.vjps, g)):
             pkey = parent.order
             if pkey not in queued:
                 queued.add(pkey)
                 heapq.heappush(heap, (-pkey, parent))
-            add_gradient(grads, owned, pkey, parent_vjp(g))
+            add_gradient(grads, owned, pkey, contribution)
     return [leaf_gradient(grads, owned, leaf.order, leaf.shape) for leaf in leaves]
 
 

@@ -4,7 +4,9 @@ A network's forward pass on the plain graph makes, per layer, two ``view``
 nodes (W and b out of θ), an ``affine`` and an activation; a Gaussian log
 density makes a ``sub``, a ``sum_squares``, a ``mul`` and a ``sub``. On a
 small model every node's bookkeeping costs more than its arithmetic, so
-these ops do each group in one node with a hand-written VJP. They run the
+these ops do each group in one node with a hand-written VJP, written as
+the forward and backward halves a tape replays on arrays
+(:func:`~approxpost.autodiff.tape.split_primitive`). They run the
 same NumPy calls in the same order as the plain ops they stand for, so the
 values and gradients are the same bits (tests/test_fused.py checks that
 with hypothesis over shapes and batch sizes).
@@ -21,8 +23,8 @@ import contextlib
 import numpy as np
 
 from . import ops
-from .core import IndexedGrad, Var, unbroadcast
-from .tape import primitive
+from .core import IndexedGrad, Var, unbroadcaster
+from .tape import split_primitive
 
 __all__ = ["dense", "gaussian_log_density", "plain_graph"]
 
@@ -84,29 +86,38 @@ def dense(x, theta, weight: tuple, bias: tuple, activation: str | None = None):
     return _dense(x, theta, w0, w1, lead + tuple(w_shape), b0, b1, b_shape, activation)
 
 
-@primitive
-def _dense(x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
-    xv, tv = _value(x), _value(theta)
-    wv, bv = tv[..., w0:w1].reshape(w_shape), tv[..., b0:b1].reshape(b_shape)
-    z = ops._mm(xv, wv) + bv
-    out = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0) if activation == "relu" else z
-    memo = []  # g act'(z) for the g the backward pass hands both VJPs: computed once
+@split_primitive(n_operands=2)
+def _dense(needs, x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
+    """The layer's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
+    need_x, need_theta = needs
+    piece, theta_shape, x_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta), np.shape(x)
+    rows = np.broadcast_shapes(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
+    sum_bias = unbroadcaster(np.broadcast_shapes(rows + w_shape[-1:], b_shape), b_shape)
+    # the branches ops._mm and the matmul VJPs would take at these shapes, taken once
+    product = np.multiply if len(x_shape) > 1 and x_shape[-1] == 1 else np.matmul
+    grad_x_of, grad_w_of = (
+        ops._matmul_grads_for(x_shape, w_shape) if len(x_shape) > 1 else (ops._matmul_grad_a, ops._matmul_grad_b)
+    )
 
-    def grad_z(g):
-        if not memo or memo[0] is not g:
-            gz = g * (1.0 - out * out) if activation == "tanh" else g * (z > 0) if activation == "relu" else g
-            memo[:] = [g, gz]
-        return memo[1]
+    def forward(xv, tv):
+        wv = tv[..., w0:w1].reshape(w_shape)
+        z = product(xv, wv) + tv[..., b0:b1].reshape(b_shape)
+        out = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0) if activation == "relu" else z
+        return out, (xv, wv, out)  # relu's z > 0 is out > 0: z itself need not be kept
 
-    def vjp_theta(g):
-        gz, piece = grad_z(g), tv.shape[:-1] + (-1,)
-        grad_w, grad_b = ops._matmul_grad_b(gz, xv, wv), unbroadcast(gz, bv.shape)
-        return (
-            IndexedGrad((Ellipsis, slice(w0, w1)), grad_w.reshape(piece), tv.shape, True),
-            IndexedGrad((Ellipsis, slice(b0, b1)), grad_b.reshape(piece), tv.shape, True),
-        )
+    def backward(saved, g):
+        xv, wv, out = saved
+        gz = g * (1.0 - out * out) if activation == "tanh" else g * (out > 0) if activation == "relu" else g
+        grad_theta = None
+        if need_theta:
+            grad_w, grad_b = grad_w_of(gz, xv, wv), sum_bias(gz)
+            grad_theta = (
+                IndexedGrad((Ellipsis, slice(w0, w1)), grad_w.reshape(piece), theta_shape, True),
+                IndexedGrad((Ellipsis, slice(b0, b1)), grad_b.reshape(piece), theta_shape, True),
+            )
+        return (grad_x_of(gz, xv, wv) if need_x else None), grad_theta
 
-    return ops._node2(out, theta, vjp_theta, x, lambda g: ops._matmul_grad_a(grad_z(g), xv, wv))
+    return forward, backward
 
 
 def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
@@ -143,19 +154,20 @@ def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
     return _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes)
 
 
-@primitive
-def _gaussian_log_density(x, mean, scale, constant, axis, zero_mean, shapes):
-    xv, mv = _value(x), _value(mean)
-    r = xv if zero_mean else xv - mv
-    x_shape, mean_shape, kept = shapes  # worked out once by the caller (a tape replays them)
+@split_primitive(n_operands=2)
+def _gaussian_log_density(needs, x, mean, scale, constant, axis, zero_mean, shapes):
+    """The term's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
+    need_x, need_mean = needs
+    x_shape, mean_shape, kept = shapes  # worked out once by the caller
+    r_shape = np.broadcast_shapes(x_shape, mean_shape)
+    to_x, to_mean = unbroadcaster(r_shape, x_shape), unbroadcaster(r_shape, mean_shape)
 
-    def grad_r(g):
-        return 2.0 * r * (g * scale).reshape(kept)
+    def forward(xv, mv):
+        r = xv if zero_mean else xv - mv
+        return np.add.reduce(r * r, axis=axis) * scale - constant, r
 
-    return ops._node2(
-        np.add.reduce(r * r, axis=axis) * scale - constant,
-        x,
-        lambda g: unbroadcast(grad_r(g), x_shape),
-        mean,
-        lambda g: unbroadcast(-grad_r(g), mean_shape),
-    )
+    def backward(r, g):
+        grad_r = 2.0 * r * (g * scale).reshape(kept)
+        return (to_x(grad_r) if need_x else None), (to_mean(-grad_r) if need_mean else None)
+
+    return forward, backward

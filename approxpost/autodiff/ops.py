@@ -5,14 +5,22 @@ Every op accepts ``Var`` s, NumPy arrays and Python numbers in any mix. Only
 NumPy array, so the same function runs on data with no graph at all.
 Gradients of broadcast operands are summed back to their shapes by
 :func:`~approxpost.autodiff.core.unbroadcast`.
+
+Most ops make their node from closures. The few every built-in model's log
+joint runs on each call (``add``, ``matmul``, ``mean``) are instead written
+as the forward and backward halves of a
+:func:`~approxpost.autodiff.tape.split_primitive`, which a tape replays on
+arrays without making nodes; the fused layer ops of :mod:`.fused` are too.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import tape as _tape
-from .core import IndexedGrad, Var, unbroadcast
+from .core import IndexedGrad, Var, unbroadcast, unbroadcaster
 
 __all__ = [
     "add",
@@ -83,11 +91,24 @@ def _shape(x) -> tuple:
 # --- arithmetic ---------------------------------------------------------------
 
 
-def add(a, b):
-    """a + b.  VJP: g, g (each summed back to its operand's shape)."""
-    av, bv = a.value if type(a) is Var else a, b.value if type(b) is Var else b
-    sa, sb = _shape(av), _shape(bv)
-    return _node2(av + bv, a, lambda g: unbroadcast(g, sa), b, lambda g: unbroadcast(g, sb))
+@_tape.split_primitive(n_operands=2)
+def add(needs, a, b):
+    """a + b.  VJP: g, g (each summed back to its operand's shape).
+
+    Split (see the module docstring): every log joint ends with one,
+    log p(θ) + log p(D | θ).
+    """
+    shape_a, shape_b = _shape(a), _shape(b)
+    shape = np.broadcast_shapes(shape_a, shape_b)
+    to_a, to_b = unbroadcaster(shape, shape_a), unbroadcaster(shape, shape_b)
+
+    def forward(av, bv):
+        return av + bv, None
+
+    def backward(_, g):
+        return (to_a(g) if needs[0] else None), (to_b(g) if needs[1] else None)
+
+    return forward, backward
 
 
 def sub(a, b):
@@ -148,40 +169,66 @@ def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _matmul_grad_a(g, av, bv):
     """Gradient of sum(g * (a @ b)) with respect to a."""
     if bv.ndim == 1:  # out[..., i] = sum_k a[..., i, k] b[k]
-        grad_a = g[..., None] * bv if av.ndim > 1 else g * bv
-    elif av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
+        return unbroadcast(g[..., None] * bv if av.ndim > 1 else g * bv, av.shape)
+    if av.ndim == 1:  # out[..., j] = sum_k a[k] b[..., k, j]
         return unbroadcast((bv @ g[..., None])[..., 0], av.shape)
-    elif bv.ndim == 2:
-        grad_a = _mm(g, bv.T)
-    else:
-        grad_a = _mm(g, np.swapaxes(bv, -1, -2))
-    return unbroadcast(grad_a, av.shape)
+    return _matmul_grads_for(av.shape, bv.shape)[0](g, av, bv)
 
 
 def _matmul_grad_b(g, av, bv):
     """Gradient of sum(g * (a @ b)) with respect to b."""
     if av.ndim == 1:
-        grad_b = av[:, None] * g[..., None, :] if bv.ndim > 1 else g * av
-    elif bv.ndim == 1:  # gradient is sum over rows and batch of a * g
+        return unbroadcast(av[:, None] * g[..., None, :] if bv.ndim > 1 else g * av, bv.shape)
+    if bv.ndim == 1:  # gradient is sum over rows and batch of a * g
         return unbroadcast((np.swapaxes(av, -1, -2) @ g[..., None])[..., 0], bv.shape)
-    elif av.ndim == 2 and bv.ndim == 2:
-        return _mm(av.T, g)
-    elif bv.ndim == 2:
-        # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
-        return av.reshape(-1, av.shape[-1]).T @ g.reshape(-1, g.shape[-1])
-    else:
-        grad_b = _mm(np.swapaxes(av, -1, -2), g)
-    return unbroadcast(grad_b, bv.shape)
+    return _matmul_grads_for(av.shape, bv.shape)[1](g, av, bv)
 
 
-def matmul(a, b):
+@functools.lru_cache(maxsize=256)
+def _matmul_grads_for(a_shape: tuple, b_shape: tuple) -> tuple:
+    """``(grad_a, grad_b)``, each ``(g, av, bv) -> gradient``, for a @ b with both operands at least 2-D.
+
+    Which products the VJPs run depends on the shapes only, so it is worked
+    out once per pair of shapes: a replayed dense layer (:mod:`.fused`) asks
+    when its tape is recorded. ``_mm``'s outer-product case is decided here
+    from the same lengths it would test.
+    """
+    (n, k), m = a_shape[-2:], b_shape[-1]
+    lead = np.broadcast_shapes(a_shape[:-2], b_shape[:-2])
+    to_a, to_b = unbroadcaster(lead + (n, k), a_shape), unbroadcaster(lead + (k, m), b_shape)
+    product_a = np.multiply if m == 1 else np.matmul  # g (…, n, m) @ bᵀ (…, m, k)
+    product_b = np.multiply if n == 1 else np.matmul  # aᵀ (…, k, n) @ g (…, n, m)
+
+    def grad_a(g, av, bv):
+        return to_a(product_a(g, bv.T if len(b_shape) == 2 else bv.swapaxes(-1, -2)))
+
+    if len(a_shape) == len(b_shape) == 2:
+        return grad_a, lambda g, av, bv: product_b(av.T, g)
+    if len(b_shape) == 2:  # (S,n,k)@(k,m): fold the batch into the rows, one (k, S n) @ (S n, m) product
+        return grad_a, lambda g, av, bv: av.reshape(-1, k).T @ g.reshape(-1, m)
+    return grad_a, lambda g, av, bv: to_b(product_b(av.swapaxes(-1, -2), g))
+
+
+@_tape.split_primitive(n_operands=2)
+def matmul(needs, a, b):
     """a @ b with NumPy's batching rules.  VJP: g bᵀ, aᵀ g (batch axes summed back).
 
     Covers (n,k)@(k,m), batched (S,n,k)@(S,k,m), the broadcast forms
-    (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands.
+    (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands. Split, like ``add``:
+    a linear model's likelihood is one.
     """
-    av, bv = _value(a), _value(b)
-    return _node2(_mm(av, bv), a, lambda g: _matmul_grad_a(g, av, bv), b, lambda g: _matmul_grad_b(g, av, bv))
+    shape_a, shape_b = _shape(a), _shape(b)
+    both_2d = len(shape_a) > 1 and len(shape_b) > 1
+    grad_a, grad_b = _matmul_grads_for(shape_a, shape_b) if both_2d else (_matmul_grad_a, _matmul_grad_b)
+
+    def forward(av, bv):
+        return _mm(av, bv), (av, bv)
+
+    def backward(saved, g):
+        av, bv = saved
+        return (grad_a(g, av, bv) if needs[0] else None), (grad_b(g, av, bv) if needs[1] else None)
+
+    return forward, backward
 
 
 def affine(h, weight, bias):
@@ -324,12 +371,23 @@ def sum_squares(x, axis=None, keepdims=False):
     )
 
 
-def mean(x, axis=None, keepdims=False):
-    """Mean of x over ``axis``.  VJP: g / count, broadcast back."""
-    xv = _value(x)
-    shape = np.shape(xv)
-    count = max(np.size(xv), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
-    return _node1(np.mean(xv, axis=axis, keepdims=keepdims), x, lambda g: _restore_axes(g / count, shape, axis))
+@_tape.split_primitive(n_operands=1)
+def mean(needs, x, axis=None, keepdims=False):
+    """Mean of x over ``axis``.  VJP: g / count, broadcast back.
+
+    Split like ``add``, so a tape counts the terms once: Bayes by Backprop
+    differentiates a mean over its draws every step.
+    """
+    shape = _shape(x)
+    count = max(np.size(x), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
+
+    def forward(xv):
+        return np.mean(xv, axis=axis, keepdims=keepdims), None
+
+    def backward(_, g):
+        return (_restore_axes(g / count, shape, axis),)
+
+    return forward, backward
 
 
 def logsumexp(x, axis=None, keepdims=False):
@@ -432,7 +490,8 @@ def stack(arrays, axis=0):
 # --- recorded for the fast path (ad.Tape) ------------------------------------------
 
 for _name in __all__:
-    globals()[_name] = _tape.primitive(globals()[_name])
+    if not hasattr(globals()[_name], "raw"):  # the split ops are recorded already
+        globals()[_name] = _tape.primitive(globals()[_name])
 
 # --- operators on Var ---------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The fast path: record a function's graph once per input shape, then replay it.
+"""The fast path: record a function's graph once per input shape, then replay it on arrays.
 
 The plain engine (:mod:`~approxpost.autodiff.core`) rebuilds the graph on
 every call: the user's Python runs again, every op makes a ``Var`` and its
@@ -11,10 +11,16 @@ and walks the recorded list backwards, numbered slots in place of the heap.
 Values and gradients are those of the plain engine, bit for bit: the same
 NumPy calls run in the same order.
 
+A :func:`split_primitive` (the fused layer and the Gaussian log density, one
+step each of a network's log joint) replays without any ``Var`` at all: it
+is written as a forward pass on arrays that returns what its backward pass
+needs, and both are specialised to the recorded shapes once, when the tape
+is made. Any other primitive replays on ``Var`` s around the slots' arrays.
+
 Replaying is only right for a function whose graph depends on its input's
 **shape** alone: a branch on ``theta.value``, or NumPy work on it outside the
 ``ad`` ops, is frozen at the recorded input. So it is opt-in: a model sets
-``replay_graph = True`` (``Regression`` and ``LinearRegression`` do), and
+``replay_graph = True`` (``Regression``, ``LinearRegression`` and ``Classification`` do), and
 ``ad.vjp`` / ``ad.value_and_grad`` stay on the plain path.
 """
 
@@ -25,9 +31,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .core import IndexedGrad, Var, add_gradient, leaf_gradient
+from .core import IndexedGrad, Var, add_gradient, leaf_gradient, parent_gradients
 
-__all__ = ["Tape", "primitive", "recording"]
+__all__ = ["Tape", "primitive", "split_primitive", "recording"]
 
 # the tape under construction: a list of (op, args, kwargs, output) while recording, else None
 _records: list | None = None
@@ -68,6 +74,38 @@ def primitive(op: Callable) -> Callable:
     return recorded
 
 
+def split_primitive(n_operands: int) -> Callable:
+    """Make a recordable op from ``make(needs, *args) -> (forward, backward)``, which the tape replays on arrays.
+
+    The first ``n_operands`` arguments are the operands (``Var`` s or
+    constants), the rest settings. ``make`` gets ``needs`` (which operands
+    want a gradient) and every argument as a value, and returns
+    ``forward(*operand_values) -> (value, saved)`` and
+    ``backward(saved, g) -> one gradient per operand`` (``None`` where not
+    needed), the two halves of the op specialised to these shapes. Called
+    with ``Var`` s, the op makes a node whose one joint VJP is ``backward``;
+    a :class:`Tape` calls ``make`` once, at recording, and replays the halves.
+    """
+
+    def decorate(make: Callable) -> Callable:
+        @functools.wraps(make)
+        def op(*args, **kwargs):
+            operands = args[:n_operands]
+            needs = tuple(type(a) is Var for a in operands)
+            values = tuple(a.value if type(a) is Var else a for a in operands)
+            forward, backward = make(needs, *values, *args[n_operands:], **kwargs)
+            value, saved = forward(*values)
+            if not any(needs):
+                return value
+            parents = tuple(a for a in operands if type(a) is Var)
+            return Var(value, parents, lambda g: [c for c, need in zip(backward(saved, g), needs) if need])
+
+        op.make, op.n_operands = make, n_operands
+        return primitive(op)
+
+    return decorate
+
+
 class _Slot:
     """Stands in a recorded argument list for the node numbered ``index`` (0 is the input)."""
 
@@ -80,6 +118,26 @@ class _Slot:
 def _made_before(x, leaf: Var) -> bool:
     """Whether ``x`` is no ``Var`` made while recording: a constant, or a ``Var`` older than the input."""
     return type(x) is not Var or x.order < leaf.order
+
+
+def _on_vars(op: Callable, kwargs: dict, fills: list) -> Callable:
+    """A replay ``forward`` for an op that is not split: wrap its filled operands in ``Var`` s, return (value, node)."""
+
+    def forward(*args):
+        args = list(args)
+        for i, j, _ in fills:
+            if j is None:
+                args[i] = Var(args[i])
+            else:
+                args[i][j] = Var(args[i][j])
+        node = op(*args, **kwargs)
+        return node.value, node
+
+    return forward
+
+
+def _node_vjps(node: Var, g) -> list:
+    return parent_gradients(node.vjps, g)
 
 
 class Tape:
@@ -95,12 +153,12 @@ class Tape:
 
     Notes
     -----
-    Each step holds the primitive, its arguments with the nodes replaced by
-    numbered slots (constants kept as they were), and the slot of each parent
-    of the node it made. Replaying a step calls the undecorated primitive, so
-    nothing is recorded twice, and the backward pass visits steps in reverse
-    order, which is a reverse topological order because a step's operands
-    were made before it.
+    Each step holds the primitive, a replay ``forward``, its arguments with
+    the nodes replaced by numbered slots (constants kept as they were), and
+    the slot of each operand its ``backward`` returns a gradient for.
+    Replaying runs the forwards on the slots' arrays, and the backward pass
+    visits steps in reverse order, which is a reverse topological order
+    because a step's operands were made before it.
     """
 
     def __init__(self, f: Callable, x):
@@ -114,24 +172,38 @@ class Tape:
             _records = outer
         self.shape = leaf.shape
         slot_of = {id(leaf): 0}
-        self.steps = []
+        self.steps, self.backwards, self.parents = [], [None], [None]
         # a parent made after the input but by no recorded step (an op not decorated with ``primitive``,
         # or the inside of one built from others) would be replayed as a constant: never use such a tape
         self.complete = True
         for op, args, kwargs, node in records:
-            fills, template = [], list(args)
-            for i, arg in enumerate(args):
-                if type(arg) is Var and id(arg) in slot_of:
-                    template[i] = _Slot(slot_of[id(arg)])
-                    fills.append((i, None, slot_of[id(arg)]))
-                elif type(arg) in (list, tuple) and any(type(a) is Var for a in arg):  # concatenate, stack
-                    template[i] = list(arg)
-                    fills += [(i, j, slot_of[id(a)]) for j, a in enumerate(arg) if type(a) is Var and id(a) in slot_of]
+            raw = getattr(op, "raw", op)
             self.complete &= all(_made_before(p, leaf) or id(p) in slot_of for p in node.parents)
-            parents = tuple(slot_of.get(id(p)) for p in node.parents)
+            if hasattr(raw, "make"):  # split: specialised now; a Var made before the input is a constant
+                operands = args[: raw.n_operands]
+                needs = tuple(type(a) is Var and id(a) in slot_of for a in operands)
+                values = [a.value if type(a) is Var else a for a in args]
+                forward, backward = raw.make(needs, *values, **kwargs)
+                fills = [(i, None, slot_of[id(a)]) for i, (a, need) in enumerate(zip(operands, needs)) if need]
+                template, parents = values[: raw.n_operands], tuple(slot_of.get(id(a)) for a in operands)
+                parents = tuple(p if need else None for p, need in zip(parents, needs))
+            else:
+                fills, template = [], list(args)
+                for i, arg in enumerate(args):
+                    if type(arg) is Var and id(arg) in slot_of:
+                        template[i] = _Slot(slot_of[id(arg)])
+                        fills.append((i, None, slot_of[id(arg)]))
+                    elif type(arg) in (list, tuple) and any(type(a) is Var for a in arg):  # concatenate, stack
+                        template[i] = list(arg)
+                        fills += [
+                            (i, j, slot_of[id(a)]) for j, a in enumerate(arg) if type(a) is Var and id(a) in slot_of
+                        ]
+                forward, backward = _on_vars(raw, kwargs, fills), _node_vjps
+                parents = tuple(slot_of.get(id(p)) for p in node.parents)
             slot_of[id(node)] = len(self.steps) + 1
-            self.steps.append((getattr(op, "raw", op), template, kwargs, fills, parents))
-        self.parents = [None] + [step[4] for step in self.steps]
+            self.steps.append((raw, forward, template, fills))
+            self.backwards.append(backward)
+            self.parents.append(parents)
         # an output not built from the input (a constant, or a Var made apart from it) has a zero gradient
         self.out_slot = slot_of.get(id(out)) if type(out) is Var else None
         self.complete &= _made_before(out, leaf) or self.out_slot is not None
@@ -140,34 +212,39 @@ class Tape:
         self.ones = np.ones(self.out_shape)  # value_and_grad's seed, made once: a backward pass never writes to it
         self.ones.flags.writeable = False
 
-    def forward(self, x) -> list:
-        """Every node's ``Var`` for input ``x``, in slot order."""
-        nodes = [Var(np.array(x, dtype=np.float64, copy=True))]
-        for op, template, kwargs, fills, _ in self.steps:
+    def forward(self, x: np.ndarray) -> tuple:
+        """``(values, saved)``: every slot's array for input ``x``, and what each step's backward needs."""
+        values, saved = [x], [None]
+        for _, forward, template, fills in self.steps:
             args = template.copy()
             for i, j, slot in fills:
                 if j is None:
-                    args[i] = nodes[slot]
+                    args[i] = values[slot]
                 else:  # a list of operands: fill a copy, the template stays as recorded
                     if args[i] is template[i]:
                         args[i] = list(args[i])
-                    args[i][j] = nodes[slot]
-            nodes.append(op(*args, **kwargs) if kwargs else op(*args))
-        return nodes
+                    args[i][j] = values[slot]
+            value, kept = forward(*args)
+            values.append(value)
+            saved.append(kept)
+        return values, saved
 
-    def backward(self, nodes: list, g) -> np.ndarray:
-        """The gradient of ``sum(g * f(x))`` with respect to x, from the nodes :meth:`forward` made."""
-        g, out = np.asarray(g, dtype=np.float64), nodes[self.out_slot]
-        grads, owned = {self.out_slot: g if g.shape == out.shape else np.broadcast_to(g, out.shape)}, set()
-        parents = self.parents
+    def backward(self, values: list, saved: list, g) -> np.ndarray:
+        """The gradient of ``sum(g * f(x))`` with respect to x, from what :meth:`forward` returned."""
+        g, out_shape = np.asarray(g, dtype=np.float64), np.shape(values[self.out_slot])
+        return self._backward(saved, g if g.shape == out_shape else np.broadcast_to(g, out_shape))
+
+    def _backward(self, saved: list, g: np.ndarray) -> np.ndarray:
+        """:meth:`backward` for a ``g`` already shaped like the output."""
+        grads, owned = {self.out_slot: g}, set()
+        parents, backwards = self.parents, self.backwards
         for k in range(self.out_slot, 0, -1):
             g_k = grads.pop(k, None)
             if g_k is None:  # not on a path to the output
                 continue
-            for slot, parent_vjp in zip(parents[k], nodes[k].vjps):
+            for slot, contribution in zip(parents[k], backwards[k](saved[k], g_k)):
                 if slot is None:
                     continue
-                contribution = parent_vjp(g_k)
                 if slot in grads or type(contribution) in (IndexedGrad, tuple):
                     add_gradient(grads, owned, slot, contribution)
                 else:  # the first arrival, as add_gradient would store it, without the call
@@ -187,13 +264,17 @@ class Tape:
         x = self._check(x)
         if self.out_slot is None:
             return self.constant, lambda g: np.zeros(self.shape)
-        nodes = self.forward(x)
-        return nodes[self.out_slot].value, lambda g: self.backward(nodes, g)
+        # a copy: the steps keep views of x until the pullback runs, which may be after the caller changes x
+        values, saved = self.forward(np.array(x, dtype=np.float64, copy=True))
+        return values[self.out_slot], lambda g: self.backward(values, saved, g)
 
     def value_and_grad(self, x) -> tuple:
-        """``(f(x), ∇_x Σ f(x))``: :meth:`vjp` seeded with ones, the call a model's ``log_joint_and_grad`` makes."""
+        """``(f(x), ∇_x Σ f(x))``: :meth:`vjp` seeded with ones, the call a model's ``log_joint_and_grad`` makes.
+
+        ``x`` is not copied: the backward pass runs before this returns.
+        """
         x = self._check(x)
         if self.out_slot is None:
             return self.constant, np.zeros(self.shape)
-        nodes = self.forward(x)
-        return nodes[self.out_slot].value, self.backward(nodes, self.ones)
+        values, saved = self.forward(x)
+        return values[self.out_slot], self._backward(saved, self.ones)

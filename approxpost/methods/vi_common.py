@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 
@@ -82,7 +83,8 @@ def model_name(model) -> str:
 
 def grad_norm(grads) -> float:
     """Euclidean norm of a gradient given as several arrays."""
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    # math.sqrt rounds as np.sqrt does (IEEE), without making a NumPy scalar of a Python float
+    return math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
 
 
 def check_finite_step(elbo: float, grads, learning_rate: float) -> None:

@@ -48,9 +48,12 @@ class Classification(Model):
     log p(y | x, θ) = Σ_n log_softmax(f(x_n; θ))[y_n]; the logits f have no
     noise of their own, so all the predictive's uncertainty comes from θ and
     the softmax. ``predict`` returns logits, ``predict_proba`` probabilities.
+    The graph of the log joint depends on θ's shape alone, so it is replayed
+    (``replay_graph``), as a regression's is.
     """
 
     weighted_predictive = True
+    replay_graph = True
 
     def __init__(self, net, x, y, prior_std: float = 1.0):
         super().__init__()

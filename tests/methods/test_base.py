@@ -151,19 +151,20 @@ def test_only_the_base_knows_the_counter():
 
 
 class _MixedInfo(NamedTuple):
-    values: np.ndarray
-    flag: np.ndarray
-    scalar: float
+    value: float
+    accepted: bool
+    n_steps: int
+    per_chain: np.ndarray
 
 
-def test_stack_infos_is_the_plainly_written_stack():
-    """One C-level np.array per field: the same arrays, dtypes and shapes as stacking each as float64."""
+def test_history_stacks_every_field_as_stacking_them_one_by_one_does():
     rng = np.random.default_rng(0)
-    infos = [_MixedInfo(rng.standard_normal(3), rng.random(3) < 0.5, float(rng.random())) for _ in range(7)]
-    stacked = stack_infos(infos)
-    assert list(stacked) == ["values", "flag", "scalar"]
+    infos = [_MixedInfo(float(rng.standard_normal()), bool(i % 2), i, rng.standard_normal(3)) for i in range(7)]
+    history = stack_infos(infos)
     for name in _MixedInfo._fields:
-        want = np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos])
-        assert stacked[name].dtype == want.dtype and stacked[name].shape == want.shape
-        np.testing.assert_array_equal(stacked[name], want)
+        plain = np.stack([np.asarray(getattr(info, name), dtype=np.float64) for info in infos])
+        assert history[name].dtype == np.float64 and history[name].shape == plain.shape
+        np.testing.assert_array_equal(history[name], plain)
     assert stack_infos([]) == {}
+    with pytest.raises(ValueError):  # a field whose shape changes from step to step has no stacked form
+        stack_infos([_MixedInfo(0.0, True, 0, np.zeros(3)), _MixedInfo(0.0, True, 0, np.zeros(2))])

@@ -143,8 +143,9 @@ def test_settings_that_do_not_fit_the_model_raise(linear):
 def plain_bbb_run(method, model, init, seed):
     """Bayes by Backprop's default step (analytic KL, the chain rule by hand) and Adam written out plainly.
 
-    The library reuses σ, skips a KL weight of 1 and a full finite scan, caches Adam and
-    updates its moments in place; the run must not notice. Returns (μ, ρ) and the history.
+    The library reuses σ, skips a KL weight of 1 and a full finite scan, caches Adam, keeps the
+    prior's variance, accumulates the KL, the gradient and Adam's moments in place and moves (μ, ρ)
+    as one (2, D) array; the run must not notice. Returns (μ, ρ) and the history.
     """
     rng = np.random.default_rng(seed)
     prior = model.prior_distribution()
@@ -187,19 +188,23 @@ def plain_bbb_run(method, model, init, seed):
     return mu, rho, history
 
 
+@pytest.mark.parametrize("model_name", ["mlp_regression", "linear"])
 @pytest.mark.parametrize(
     "settings",
     [
         {"n_mc": 1, "n_steps": 25},  # the benchmark's step: one draw, all the data, KL weight 1
+        {"n_mc": 16, "n_steps": 10},  # the benchmark's other step
         {"n_mc": 3, "n_steps": 25, "batch_size": 7},  # epochs of minibatches, KL weight 1/3
         {"n_mc": 2, "n_steps": 20, "batch_size": 10, "kl_weight": 0.25, "learning_rate": 0.05},
+        {"n_mc": 2, "n_steps": 20, "kl_weight": 0.0},  # the likelihood alone: 0 · KL gradient
     ],
 )
-def test_fit_is_bit_for_bit_the_plainly_written_step(mlp_regression, settings):
+def test_fit_is_bit_for_bit_the_plainly_written_step(request, model_name, settings):
+    model = request.getfixturevalue(model_name)
     method = BayesByBackprop(**settings)
-    init = mlp_regression.init(np.random.default_rng(2), 1)[0]
-    post = method.fit(mlp_regression, seed=4, init=init)
-    mu, rho, history = plain_bbb_run(method, mlp_regression, init, seed=4)
+    init = model.init(np.random.default_rng(2), 1)[0]
+    post = method.fit(model, seed=4, init=init)
+    mu, rho, history = plain_bbb_run(method, model, init, seed=4)
     np.testing.assert_array_equal(post.mean, mu)
     np.testing.assert_array_equal(post.std, MeanFieldNormal(mu, rho).std)
     for name, values in history.items():
