@@ -168,6 +168,27 @@ def test_sample_posterior_keeps_given_diagnostics_and_copies_its_inputs():
     assert post.draws[0, 0, 0] != 1e6 and not post.draws.flags.writeable
 
 
+def test_sample_posterior_computes_ess_and_rhat_once_on_first_read(monkeypatch):
+    draws, calls = chains(), []
+    eager = diagnostics.ess_and_rhat(draws)
+
+    def counting(values):
+        calls.append(values.shape)
+        return eager
+
+    monkeypatch.setattr(diagnostics, "ess_and_rhat", counting)
+    post = SamplePosterior(draws, diagnostics={"acceptance_rate": 0.5})
+    assert post.mean.shape == (2,) and post.sample(3, seed=0).shape == (3, 2) and calls == []  # not built yet
+    assert list(post.diagnostics) == ["acceptance_rate", "ess", "rhat"] and calls == [(3, 40, 2)]
+    np.testing.assert_array_equal(post.diagnostics["ess"], eager[0])
+    np.testing.assert_array_equal(post.diagnostics["rhat"], eager[1])
+    assert calls == [(3, 40, 2)]  # cached: read again, not recomputed
+    # a dict set after construction is kept as set, never filled in
+    post = SamplePosterior(draws)
+    post.diagnostics = {"acceptance_rate": 0.1}
+    assert post.diagnostics == {"acceptance_rate": 0.1} and calls == [(3, 40, 2)]
+
+
 def test_one_chain_and_too_few_draws_for_diagnostics():
     post = SamplePosterior(np.arange(6.0).reshape(3, 2))
     assert post.draws.shape == (1, 3, 2)

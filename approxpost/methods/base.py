@@ -79,7 +79,9 @@ __all__ = ["Method", "CostCounter", "stack_infos"]
 
 def _rows(theta) -> int:
     # called on every model evaluation in fit: an array's own shape is the cheap path (np.shape costs ~0.3 µs more)
-    shape = theta.shape if type(theta) is np.ndarray else np.shape(theta.value if isinstance(theta, ad.Var) else theta)
+    if type(theta) is np.ndarray:
+        return theta.shape[0] if theta.ndim == 2 else 1
+    shape = np.shape(theta.value if isinstance(theta, ad.Var) else theta)
     return int(shape[0]) if len(shape) == 2 else 1
 
 
@@ -123,9 +125,12 @@ class CostCounter:
             self._count(theta)
             return model.log_likelihood(theta, idx)
 
+        model_log_joint_and_grad = model.log_joint_and_grad  # looked up once: HMC calls this every leapfrog step
+
         def log_joint_and_grad(theta, idx=None):
-            self.grad_evals += _rows(theta)
-            return model.log_joint_and_grad(theta, idx)
+            # a sampler's (n_chains, D) array is counted inline: a call of _rows fewer every leapfrog step
+            self.grad_evals += theta.shape[0] if type(theta) is np.ndarray and theta.ndim == 2 else _rows(theta)
+            return model_log_joint_and_grad(theta, idx)
 
         def mean_log_likelihood_vjp(theta, idx=None, with_prior=False):
             # one gradient evaluation a row, as the log_likelihood(Var) it differentiates (the prior is not counted)
@@ -297,7 +302,9 @@ class Method(abc.ABC):
                     state = self.end_warmup(counted, state, adaptation)
                 previous = state
                 state, info = self.step(counted, state, rng)
-                counter.add(*self.uncounted_evals(model, previous, state, info))
+                uncounted = self.uncounted_evals(model, previous, state, info)
+                if uncounted != (0, 0):  # most methods have none: skip the add's int conversions
+                    counter.add(*uncounted)
                 if iteration < n_warmup:
                     state, adaptation = self.adapt(counted, state, info, adaptation, iteration)
                 else:
@@ -309,8 +316,8 @@ class Method(abc.ABC):
                     break
         finally:
             bar.close()
-        # the clock and the counter stop here: diagnostics computed while building the posterior
-        # (ESS of every coordinate, a final ELBO) are not part of the method's cost
+        # the clock and the counter stop here: diagnostics computed while building the posterior (a final
+        # ELBO) or when first read (a SamplePosterior's ESS and R-hat) are not part of the method's cost
         seconds = time.perf_counter() - start
         cost = Cost(counter.grad_evals, counter.density_evals, seconds)
         history = stack_infos(infos)

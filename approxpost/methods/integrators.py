@@ -29,6 +29,8 @@ __all__ = ["kinetic_energy", "leapfrog", "accept"]
 
 def _is_unit(inv_mass) -> bool:
     """Whether ``inv_mass`` is the scalar 1 (the identity mass matrix), whose products can be skipped."""
+    if type(inv_mass) is float:  # what HMC passes: np.ndim would cost ~1.4 µs a call, three calls an iteration
+        return inv_mass == 1.0
     return np.ndim(inv_mass) == 0 and inv_mass == 1.0
 
 
@@ -108,7 +110,7 @@ def leapfrog(
         n_steps = check.count("n_steps", n_steps)
     # one ε per chain becomes a column, so it scales that chain's row; a single ε stays a Python float,
     # NumPy's cheapest operand (the products are the same bits either way)
-    if np.ndim(step_size) == 0:
+    if type(step_size) is float or np.ndim(step_size) == 0:  # the type first: np.ndim costs ~1.4 µs
         eps = float(step_size)
     else:
         eps = np.reshape(np.asarray(step_size, dtype=np.float64), np.shape(step_size) + (1,))
@@ -148,8 +150,8 @@ def accept(rng: np.random.Generator, log_ratio: np.ndarray) -> tuple:
     Accept when log u < log_ratio with u ~ U[0, 1): the comparison stays in
     log space, so no ratio of tiny densities underflows.
     """
-    log_ratio = np.asarray(log_ratio, dtype=np.float64)
-    log_ratio = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
+    # fmax returns its other argument where one is NaN, and x itself for any other x: NaN -> −inf in one pass
+    log_ratio = np.fmax(np.asarray(log_ratio, dtype=np.float64), -np.inf)
     with np.errstate(divide="ignore", over="ignore"):
         accept_prob = np.exp(np.minimum(log_ratio, 0.0))
         accepted = np.log(rng.random(log_ratio.shape)) < log_ratio

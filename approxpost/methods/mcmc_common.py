@@ -144,9 +144,11 @@ class MCMCMethod(Method):
             raise ValueError(
                 f"only {len(kept)} draws per chain were kept (fit stopped early?): at least {MIN_DRAWS} are needed for a posterior"
             )
-        draws = np.stack([position for position, _ in kept], axis=1)
+        # one C-level stack, then chains first (np.stack(axis=1) and a mean per iteration cost ~8 µs an iteration;
+        # each row's mean of a C-ordered stack is the same sum as np.mean of that iteration's array)
+        draws = np.ascontiguousarray(np.array([position for position, _ in kept]).swapaxes(0, 1))
         infos = [info for _, info in kept]
-        acceptance = np.mean([np.mean(info.accept_prob) for info in infos])
+        acceptance = np.array([info.accept_prob for info in infos], dtype=np.float64).mean(axis=1).mean()
         diagnostics = {"acceptance_rate": float(acceptance), **self.extra_diagnostics(infos)}
         return SamplePosterior(draws, diagnostics=diagnostics)
 

@@ -28,16 +28,34 @@ class SamplePosterior(Posterior):
     -----
     Unless given, ``diagnostics`` gets ``ess`` and ``rhat`` ((D,) arrays from
     :mod:`approxpost.diagnostics`) when each chain holds at least 4 draws.
+    They are computed when ``diagnostics`` is first read, not when the
+    posterior is built: ranking every coordinate's draws costs more than a
+    short fit's sampling (3.7 s for 8 × 300 draws of 2701 coordinates), and
+    a run that only looks at its draws or history need not pay for it.
     """
 
     def __init__(self, draws, **kwargs):
         draws = _float_array("draws", draws, (2, 3), "(n_chains, n_draws, D) or (n_draws, D)")
         self._draws = draws[None] if draws.ndim == 2 else draws
         super().__init__(**kwargs)
-        missing = {"ess", "rhat"} - set(self.diagnostics)
-        if missing and self._draws.shape[1] >= _MIN_DRAWS_FOR_DIAGNOSTICS:
-            computed = dict(zip(("ess", "rhat"), _diag.ess_and_rhat(self._draws)))
-            self.diagnostics.update({key: computed[key] for key in missing})
+        # after the diagnostics given (whose setter clears it): only those are filled in on first read
+        self._fill_diagnostics = self._draws.shape[1] >= _MIN_DRAWS_FOR_DIAGNOSTICS
+
+    @property
+    def diagnostics(self) -> dict:
+        """The diagnostics given, with ``ess`` and ``rhat`` added (computed once, on first read) unless given."""
+        if self._fill_diagnostics:
+            self._fill_diagnostics = False
+            missing = [key for key in ("ess", "rhat") if key not in self._diagnostics]
+            if missing:
+                computed = dict(zip(("ess", "rhat"), _diag.ess_and_rhat(self._draws)))
+                self._diagnostics.update({key: computed[key] for key in missing})
+        return self._diagnostics
+
+    @diagnostics.setter
+    def diagnostics(self, diagnostics: dict) -> None:
+        # a dict set after construction is kept as it is, as it was when ESS and R-hat were filled in eagerly
+        self._diagnostics, self._fill_diagnostics = diagnostics, False
 
     @property
     def draws(self) -> np.ndarray:

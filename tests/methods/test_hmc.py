@@ -8,7 +8,7 @@ import pytest
 
 import approxpost as ap
 from approxpost import targets
-from approxpost.diagnostics import mcse
+from approxpost.diagnostics import ess_and_rhat, mcse
 from approxpost.methods.hmc import DIVERGENCE_THRESHOLD, HMC, HMCInfo, HMCState
 
 N_SE = 4.0
@@ -278,6 +278,17 @@ def test_fit_is_bit_for_bit_the_plainly_written_sampler(problem, settings):
     np.testing.assert_array_equal(post.draws, draws)
     for name in HMCInfo._fields:
         np.testing.assert_array_equal(post.history[name], np.stack([getattr(info, name) for info in infos]))
+    # the posterior's own numbers, written out plainly from the same draws and infos
+    kept = infos[method.n_warmup :]
+    assert post.draws.flags.c_contiguous
+    np.testing.assert_array_equal(post.mean, draws.reshape(-1, model.dim).mean(axis=0))
+    assert post.diagnostics["acceptance_rate"] == float(np.mean([np.mean(info.accept_prob) for info in kept]))
+    assert post.diagnostics["divergences"] == sum(int(np.count_nonzero(info.diverging)) for info in kept)
+    ess, rhat = ess_and_rhat(draws)
+    np.testing.assert_array_equal(post.diagnostics["ess"], ess)
+    np.testing.assert_array_equal(post.diagnostics["rhat"], rhat)
+    np.testing.assert_array_equal(post.history["warmup"], np.arange(len(infos)) < method.n_warmup)
+    assert post.cost.grad_evals == method.n_chains * (1 + method.n_leapfrog * len(infos))
     # the cases reach the paths they are there for: an adapted M⁻¹, divergences
     assert np.any(state.inv_mass != 1.0) == settings.get("adapt_mass_matrix", False)
     assert post.history["diverging"].any() or problem != "funnel"

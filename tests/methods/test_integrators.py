@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from approxpost.methods.integrators import accept, kinetic_energy, leapfrog
 
@@ -164,6 +165,21 @@ def test_accept_always_takes_better_proposals_and_never_nan_ones():
     accepted, prob = accept(rng, log_ratio)
     np.testing.assert_array_equal(accepted, [True, True, True, False, False])
     np.testing.assert_array_equal(prob, [1.0, 1.0, 1.0, 0.0, 0.0])
+
+
+@given(
+    hnp.arrays(np.float64, st.integers(1, 6), elements=st.floats(allow_nan=True, allow_infinity=True)),
+    st.integers(0, 99),
+)
+def test_accept_is_bit_for_bit_the_plainly_written_rule(log_ratio, seed):
+    """NaN → −inf through fmax in one pass: the same decisions and probabilities as the written-out where."""
+    plain = np.where(np.isnan(log_ratio), -np.inf, log_ratio)
+    with np.errstate(divide="ignore", over="ignore"):
+        want_prob = np.exp(np.minimum(plain, 0.0))
+        want_accepted = np.log(np.random.default_rng(seed).random(plain.shape)) < plain
+    accepted, prob = accept(np.random.default_rng(seed), log_ratio.copy())
+    np.testing.assert_array_equal(accepted, want_accepted)
+    np.testing.assert_array_equal(prob, want_prob)
 
 
 def test_accept_frequency_matches_the_acceptance_probability():
