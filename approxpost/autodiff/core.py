@@ -125,6 +125,17 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.reshape(shape)
 
 
+def _unchanged(g):
+    return g
+
+
+def broadcast_shape(a: tuple, b: tuple) -> tuple:
+    """``np.broadcast_shapes(a, b)``, without its ~2 µs when the shapes are equal or one is ``()``."""
+    if a == b or not b:
+        return a
+    return b if not a else np.broadcast_shapes(a, b)
+
+
 def unbroadcaster(shape: tuple, to: tuple) -> Callable:
     """``g -> unbroadcast(g, to)`` for every g of ``shape``: the same NumPy calls, the axes worked out once.
 
@@ -132,7 +143,7 @@ def unbroadcaster(shape: tuple, to: tuple) -> Callable:
     uses, since its shapes are fixed when the tape is recorded.
     """
     if shape == to:
-        return lambda g: g
+        return _unchanged
     n_extra = len(shape) - len(to)
     lead, kept = tuple(range(n_extra)), shape[n_extra:]
     ones = tuple(i for i, n in enumerate(to) if n == 1 and kept[i] != 1)
@@ -201,12 +212,14 @@ def backward(out: Var, g_out, leaves: tuple) -> list:
         _, node = heapq.heappop(heap)
         key = node.order
         g = grads[key] if key in leaf_keys else grads.pop(key)
-        for parent, contribution in zip(node.parents, parent_gradients(node.vjps, g)):
+        vjps = node.vjps
+        joint = None if type(vjps) is tuple else vjps(g)  # one VJP for all parents (a split primitive's node)
+        for i, parent in enumerate(node.parents):
             pkey = parent.order
             if pkey not in queued:
                 queued.add(pkey)
                 heapq.heappush(heap, (-pkey, parent))
-            add_gradient(grads, owned, pkey, contribution)
+            add_gradient(grads, owned, pkey, vjps[i](g) if joint is None else joint[i])
     return [leaf_gradient(grads, owned, leaf.order, leaf.shape) for leaf in leaves]
 
 

@@ -23,7 +23,7 @@ import contextlib
 import numpy as np
 
 from . import ops
-from .core import IndexedGrad, Var, unbroadcaster
+from .core import IndexedGrad, Var, broadcast_shape, unbroadcaster
 from .tape import split_primitive
 
 __all__ = ["dense", "gaussian_log_density", "plain_graph"]
@@ -91,8 +91,8 @@ def _dense(needs, x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
     """The layer's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
     need_x, need_theta = needs
     piece, theta_shape, x_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta), np.shape(x)
-    rows = np.broadcast_shapes(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
-    sum_bias = unbroadcaster(np.broadcast_shapes(rows + w_shape[-1:], b_shape), b_shape)
+    rows = broadcast_shape(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
+    sum_bias = unbroadcaster(broadcast_shape(rows + w_shape[-1:], b_shape), b_shape)
     # the branches ops._mm and the matmul VJPs would take at these shapes, taken once
     product = np.multiply if len(x_shape) > 1 and x_shape[-1] == 1 else np.matmul
     grad_x_of, grad_w_of = (
@@ -145,7 +145,7 @@ def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
         raise ValueError(f"std must be a positive finite number, got {std!r}")
     scale, xv, mv = -0.5 / std**2, _value(x), _value(mean)
     zero_mean = type(mv) in (int, float) and mv == 0
-    shape = np.broadcast_shapes(np.shape(xv), np.shape(mv))
+    shape = broadcast_shape(np.shape(xv), np.shape(mv))
     n = int(np.prod(shape)) if axis is None else int(np.prod([shape[a] for a in np.atleast_1d(axis)]))
     constant = n * (np.log(std) + 0.5 * LOG_2PI)
     if _plain:
@@ -159,7 +159,7 @@ def _gaussian_log_density(needs, x, mean, scale, constant, axis, zero_mean, shap
     """The term's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
     need_x, need_mean = needs
     x_shape, mean_shape, kept = shapes  # worked out once by the caller
-    r_shape = np.broadcast_shapes(x_shape, mean_shape)
+    r_shape = broadcast_shape(x_shape, mean_shape)
     to_x, to_mean = unbroadcaster(r_shape, x_shape), unbroadcaster(r_shape, mean_shape)
 
     def forward(xv, mv):

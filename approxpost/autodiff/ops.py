@@ -16,11 +16,12 @@ arrays without making nodes; the fused layer ops of :mod:`.fused` are too.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 from . import tape as _tape
-from .core import IndexedGrad, Var, unbroadcast, unbroadcaster
+from .core import IndexedGrad, Var, broadcast_shape, unbroadcast, unbroadcaster
 
 __all__ = [
     "add",
@@ -99,7 +100,7 @@ def add(needs, a, b):
     log p(θ) + log p(D | θ).
     """
     shape_a, shape_b = _shape(a), _shape(b)
-    shape = np.broadcast_shapes(shape_a, shape_b)
+    shape = broadcast_shape(shape_a, shape_b)
     to_a, to_b = unbroadcaster(shape, shape_a), unbroadcaster(shape, shape_b)
 
     def forward(av, bv):
@@ -379,7 +380,7 @@ def mean(needs, x, axis=None, keepdims=False):
     differentiates a mean over its draws every step.
     """
     shape = _shape(x)
-    count = max(np.size(x), 1) / max(int(np.prod(_kept_shape(shape, axis))), 1)
+    count = max(math.prod(shape), 1) / max(math.prod(_kept_shape(shape, axis)), 1)
 
     def forward(xv):
         return np.mean(xv, axis=axis, keepdims=keepdims), None

@@ -90,15 +90,17 @@ def split_primitive(n_operands: int) -> Callable:
     def decorate(make: Callable) -> Callable:
         @functools.wraps(make)
         def op(*args, **kwargs):
-            operands = args[:n_operands]
-            needs = tuple(type(a) is Var for a in operands)
-            values = tuple(a.value if type(a) is Var else a for a in operands)
-            forward, backward = make(needs, *values, *args[n_operands:], **kwargs)
+            operands, needs, values, parents = args[:n_operands], [], [], []
+            for a in operands:
+                if type(a) is Var:
+                    needs.append(True), values.append(a.value), parents.append(a)
+                else:
+                    needs.append(False), values.append(a)
+            forward, backward = make(tuple(needs), *values, *args[n_operands:], **kwargs)
             value, saved = forward(*values)
-            if not any(needs):
+            if not parents:
                 return value
-            parents = tuple(a for a in operands if type(a) is Var)
-            return Var(value, parents, lambda g: [c for c, need in zip(backward(saved, g), needs) if need])
+            return Var(value, tuple(parents), lambda g: [c for c, need in zip(backward(saved, g), needs) if need])
 
         op.make, op.n_operands = make, n_operands
         return primitive(op)
@@ -125,11 +127,11 @@ def _on_vars(op: Callable, kwargs: dict, fills: list) -> Callable:
 
     def forward(*args):
         args = list(args)
-        for i, j, _ in fills:
+        for i, j, _ in fills:  # the node of an earlier step on Vars is passed as it is
             if j is None:
-                args[i] = Var(args[i])
+                args[i] = args[i] if type(args[i]) is Var else Var(args[i])
             else:
-                args[i][j] = Var(args[i][j])
+                args[i][j] = args[i][j] if type(args[i][j]) is Var else Var(args[i][j])
         node = op(*args, **kwargs)
         return node.value, node
 
@@ -155,6 +157,7 @@ class Tape:
     -----
     Each step holds the primitive, a replay ``forward``, its arguments with
     the nodes replaced by numbered slots (constants kept as they were), and
+    whether it runs on ``Var`` s (an op that is not split); ``parents`` holds
     the slot of each operand its ``backward`` returns a gradient for.
     Replaying runs the forwards on the slots' arrays, and the backward pass
     visits steps in reverse order, which is a reverse topological order
@@ -201,7 +204,7 @@ class Tape:
                 forward, backward = _on_vars(raw, kwargs, fills), _node_vjps
                 parents = tuple(slot_of.get(id(p)) for p in node.parents)
             slot_of[id(node)] = len(self.steps) + 1
-            self.steps.append((raw, forward, template, fills))
+            self.steps.append((raw, forward, template, fills, backward is _node_vjps))
             self.backwards.append(backward)
             self.parents.append(parents)
         # an output not built from the input (a constant, or a Var made apart from it) has a zero gradient
@@ -215,15 +218,17 @@ class Tape:
     def forward(self, x: np.ndarray) -> tuple:
         """``(values, saved)``: every slot's array for input ``x``, and what each step's backward needs."""
         values, saved = [x], [None]
-        for _, forward, template, fills in self.steps:
+        for _, forward, template, fills, on_vars in self.steps:
             args = template.copy()
             for i, j, slot in fills:
+                # an op on Vars takes an earlier such step's node (what it saved) rather than a new Var of its value
+                operand = saved[slot] if on_vars and type(saved[slot]) is Var else values[slot]
                 if j is None:
-                    args[i] = values[slot]
+                    args[i] = operand
                 else:  # a list of operands: fill a copy, the template stays as recorded
                     if args[i] is template[i]:
                         args[i] = list(args[i])
-                    args[i][j] = values[slot]
+                    args[i][j] = operand
             value, kept = forward(*args)
             values.append(value)
             saved.append(kept)
