@@ -72,6 +72,28 @@ def test_model_replay_equals_the_plain_graph(make, data):
     assert set(model._tapes) == {batch + (model.dim,)} and model._tapes[batch + (model.dim,)].complete
 
 
+@pytest.mark.parametrize(
+    "make", [linear_model, mlp_model, classifier_model, cnn_model], ids=["linear", "mlp", "classifier", "cnn"]
+)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_a_density_evaluation_replays_the_forward_steps_bit_for_bit(make, data):
+    """``log_joint`` of an array (what Metropolis and IS evaluate) from the tape: the plain graph's value, bit for bit."""
+    model = make()
+    batch = data.draw(st.sampled_from([(), (1,), (3,)]))
+    for _ in range(2):
+        theta = data.draw(finite_arrays(batch + (model.dim,)))
+        value = model.log_joint(theta)
+        model.replay_graph = False
+        try:
+            plain_value = model.log_joint(theta)
+        finally:
+            del model.replay_graph
+        assert type(value) is type(plain_value)
+        np.testing.assert_array_equal(value, plain_value)
+    assert set(model._tapes) == {batch + (model.dim,)}
+
+
 @pytest.mark.parametrize("make", [linear_model, mlp_model], ids=["linear", "mlp"])
 @pytest.mark.parametrize("with_prior", [False, True], ids=["likelihood", "with-prior"])
 @settings(max_examples=25, deadline=None)

@@ -90,20 +90,24 @@ def dense(x, theta, weight: tuple, bias: tuple, activation: str | None = None):
 def _dense(needs, x, theta, w0, w1, w_shape, b0, b1, b_shape, activation):
     """The layer's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
     need_x, need_theta = needs
-    piece, theta_shape, x_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta), np.shape(x)
-    rows = broadcast_shape(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
-    sum_bias = unbroadcaster(broadcast_shape(rows + w_shape[-1:], b_shape), b_shape)
+    x_shape = np.shape(x)
     # the branches ops._mm and the matmul VJPs would take at these shapes, taken once
     product = np.multiply if len(x_shape) > 1 and x_shape[-1] == 1 else np.matmul
-    grad_x_of, grad_w_of = (
-        ops._matmul_grads_for(x_shape, w_shape) if len(x_shape) > 1 else (ops._matmul_grad_a, ops._matmul_grad_b)
-    )
 
     def forward(xv, tv):
         wv = tv[..., w0:w1].reshape(w_shape)
         z = product(xv, wv) + tv[..., b0:b1].reshape(b_shape)
         out = np.tanh(z) if activation == "tanh" else np.maximum(z, 0.0) if activation == "relu" else z
         return out, (xv, wv, out)  # relu's z > 0 is out > 0: z itself need not be kept
+
+    if not (need_x or need_theta):  # a value alone (a density evaluation): nothing more to work out
+        return forward, None
+    piece, theta_shape = np.shape(theta)[:-1] + (-1,), np.shape(theta)
+    rows = broadcast_shape(x_shape[:-2], w_shape[:-2]) + x_shape[-2:-1]  # x @ W's shape without its last axis
+    sum_bias = unbroadcaster(broadcast_shape(rows + w_shape[-1:], b_shape), b_shape)
+    grad_x_of, grad_w_of = (
+        ops._matmul_grads_for(x_shape, w_shape) if len(x_shape) > 1 else (ops._matmul_grad_a, ops._matmul_grad_b)
+    )
 
     def backward(saved, g):
         xv, wv, out = saved
@@ -158,13 +162,16 @@ def gaussian_log_density(x, mean=0.0, std: float = 1.0, axis=None):
 def _gaussian_log_density(needs, x, mean, scale, constant, axis, zero_mean, shapes):
     """The term's two halves at these shapes (see :func:`~approxpost.autodiff.tape.split_primitive`)."""
     need_x, need_mean = needs
-    x_shape, mean_shape, kept = shapes  # worked out once by the caller
-    r_shape = broadcast_shape(x_shape, mean_shape)
-    to_x, to_mean = unbroadcaster(r_shape, x_shape), unbroadcaster(r_shape, mean_shape)
 
     def forward(xv, mv):
         r = xv if zero_mean else xv - mv
         return np.add.reduce(r * r, axis=axis) * scale - constant, r
+
+    if not (need_x or need_mean):
+        return forward, None
+    x_shape, mean_shape, kept = shapes  # worked out once by the caller
+    r_shape = broadcast_shape(x_shape, mean_shape)
+    to_x, to_mean = unbroadcaster(r_shape, x_shape), unbroadcaster(r_shape, mean_shape)
 
     def backward(r, g):
         grad_r = 2.0 * r * (g * scale).reshape(kept)

@@ -99,12 +99,15 @@ def add(needs, a, b):
     Split (see the module docstring): every log joint ends with one,
     log p(θ) + log p(D | θ).
     """
-    shape_a, shape_b = _shape(a), _shape(b)
-    shape = broadcast_shape(shape_a, shape_b)
-    to_a, to_b = unbroadcaster(shape, shape_a), unbroadcaster(shape, shape_b)
 
     def forward(av, bv):
         return av + bv, None
+
+    if True not in needs:  # a value alone: nothing more to work out
+        return forward, None
+    shape_a, shape_b = _shape(a), _shape(b)
+    shape = broadcast_shape(shape_a, shape_b)
+    to_a, to_b = unbroadcaster(shape, shape_a), unbroadcaster(shape, shape_b)
 
     def backward(_, g):
         return (to_a(g) if needs[0] else None), (to_b(g) if needs[1] else None)
@@ -218,12 +221,15 @@ def matmul(needs, a, b):
     (n,k)@(S,k,m) and (S,n,k)@(k,m), and 1-D operands. Split, like ``add``:
     a linear model's likelihood is one.
     """
-    shape_a, shape_b = _shape(a), _shape(b)
-    both_2d = len(shape_a) > 1 and len(shape_b) > 1
-    grad_a, grad_b = _matmul_grads_for(shape_a, shape_b) if both_2d else (_matmul_grad_a, _matmul_grad_b)
 
     def forward(av, bv):
         return _mm(av, bv), (av, bv)
+
+    if True not in needs:
+        return forward, None
+    shape_a, shape_b = _shape(a), _shape(b)
+    both_2d = len(shape_a) > 1 and len(shape_b) > 1
+    grad_a, grad_b = _matmul_grads_for(shape_a, shape_b) if both_2d else (_matmul_grad_a, _matmul_grad_b)
 
     def backward(saved, g):
         av, bv = saved
@@ -379,11 +385,14 @@ def mean(needs, x, axis=None, keepdims=False):
     Split like ``add``, so a tape counts the terms once: Bayes by Backprop
     differentiates a mean over its draws every step.
     """
-    shape = _shape(x)
-    count = max(math.prod(shape), 1) / max(math.prod(_kept_shape(shape, axis)), 1)
 
     def forward(xv):
         return np.mean(xv, axis=axis, keepdims=keepdims), None
+
+    if True not in needs:
+        return forward, None
+    shape = _shape(x)
+    count = max(math.prod(shape), 1) / max(math.prod(_kept_shape(shape, axis)), 1)
 
     def backward(_, g):
         return (_restore_axes(g / count, shape, axis),)

@@ -264,6 +264,11 @@ class Tape:
             raise ValueError(f"this tape was recorded for inputs of shape {self.shape}, got shape {x.shape}")
         return x
 
+    def value(self, x) -> np.ndarray:
+        """f(x) from the recorded forward steps alone (``x`` is not copied: nothing of it is kept)."""
+        x = self._check(x)
+        return self.constant if self.out_slot is None else self.forward(x)[0][self.out_slot]
+
     def vjp(self, x) -> tuple:
         """``(f(x), pullback)`` like :func:`~approxpost.autodiff.core.vjp`, from the recorded graph."""
         x = self._check(x)

@@ -43,7 +43,8 @@ class Model:
     dim: int = 0
     n_data: int | None = None
     noise_std: float | None = None
-    #: replay the recorded graph in ``log_joint_and_grad`` and ``mean_log_likelihood_vjp`` (``ad.Tape``): only
+    #: replay the recorded graph in ``log_joint`` (of an array), ``log_joint_and_grad`` and
+    #: ``mean_log_likelihood_vjp`` (``ad.Tape``): only
     #: for a log joint whose graph depends on θ's shape alone, with data that is not reassigned after the first call
     replay_graph: bool = False
 
@@ -75,6 +76,11 @@ class Model:
         """log p(θ) + log p(D | θ): (D,) -> float, (S, D) -> (S,)."""
         if not isinstance(theta, ad.Var):
             theta = self.check_theta(theta)
+            if self.replay_graph and idx is None:  # a density evaluation replays the forward steps of the tape
+                tape = self._tape_for(theta)
+                if tape.complete:
+                    value = tape.value(theta)
+                    return float(value) if theta.ndim == 1 else value
         value = ad.add(self.log_prior(theta), self.log_likelihood(theta, idx))
         if isinstance(value, ad.Var):
             return value
