@@ -265,6 +265,19 @@ def test_a_replayed_network_makes_no_var_and_keeps_no_preactivation():
             assert weight.base is not None and np.shares_memory(weight, theta)
 
 
+def test_a_split_step_on_a_var_made_before_the_input_replays_it_as_a_constant():
+    """An older Var (a closure's) is a constant to the tape: its step gets no backward, and the gradient is right."""
+    scale = ad.Var(np.array([2.0, -1.0]))
+    x = np.array([0.5, 3.0])
+
+    def f(t):
+        return ad.sum(t * ad.add(scale, 1.0))  # add(scale, 1.0) sees no operand made from t
+
+    value, pullback = ad.Tape(f, x).vjp(x)
+    assert value == ad.vjp(f, x)[0]
+    np.testing.assert_array_equal(pullback(1.0), [3.0, 0.0])
+
+
 def test_replaying_at_another_shape_is_a_value_error():
     tape = ad.Tape(lambda t: ad.sum(ad.tanh(t)), np.zeros(3))
     with pytest.raises(ValueError, match=r"recorded for inputs of shape \(3,\), got shape \(4,\)"):

@@ -82,7 +82,8 @@ def split_primitive(n_operands: int) -> Callable:
     want a gradient) and every argument as a value, and returns
     ``forward(*operand_values) -> (value, saved)`` and
     ``backward(saved, g) -> one gradient per operand`` (``None`` where not
-    needed), the two halves of the op specialised to these shapes. Called
+    needed; ``backward`` itself may be ``None`` when none is), the two halves
+    of the op specialised to these shapes. Called
     with ``Var`` s, the op makes a node whose one joint VJP is ``backward``;
     a :class:`Tape` calls ``make`` once, at recording, and replays the halves.
     """
@@ -92,10 +93,11 @@ def split_primitive(n_operands: int) -> Callable:
         def op(*args, **kwargs):
             operands, needs, values, parents = args[:n_operands], [], [], []
             for a in operands:
-                if type(a) is Var:
-                    needs.append(True), values.append(a.value), parents.append(a)
-                else:
-                    needs.append(False), values.append(a)
+                is_var = type(a) is Var
+                needs.append(is_var)
+                values.append(a.value if is_var else a)
+                if is_var:
+                    parents.append(a)
             forward, backward = make(tuple(needs), *values, *args[n_operands:], **kwargs)
             value, saved = forward(*values)
             if not parents:
@@ -140,6 +142,11 @@ def _on_vars(op: Callable, kwargs: dict, fills: list) -> Callable:
 
 def _node_vjps(node: Var, g) -> list:
     return parent_gradients(node.vjps, g)
+
+
+def _no_gradient(saved, g) -> tuple:
+    """The backward of a split step none of whose operands comes from the input (its ``make`` gave ``None``)."""
+    return ()
 
 
 class Tape:
@@ -187,6 +194,7 @@ class Tape:
                 needs = tuple(type(a) is Var and id(a) in slot_of for a in operands)
                 values = [a.value if type(a) is Var else a for a in args]
                 forward, backward = raw.make(needs, *values, **kwargs)
+                backward = backward or _no_gradient
                 fills = [(i, None, slot_of[id(a)]) for i, (a, need) in enumerate(zip(operands, needs)) if need]
                 template, parents = values[: raw.n_operands], tuple(slot_of.get(id(a)) for a in operands)
                 parents = tuple(p if need else None for p, need in zip(parents, needs))
