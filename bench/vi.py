@@ -55,18 +55,16 @@ def forward(model, theta):
     return h1, h2, h2 @ w3 + b3
 
 
-def log_lik_grad(model, theta):
-    """∇_θ log p(D | θ) for θ (S, D), backpropagated by hand."""
-    net, x, y = model.net, model.x, model.y
+def _backprop(model, theta, h1, h2, df):
+    """∇_θ log p(D | θ) (S, D) from the forward pass's hidden layers and df = ∂ log p / ∂f = (y − f)/σ²."""
+    net, x = model.net, model.x
     (_, _), (w2, _), (w3, _) = unpack(net, theta)
-    h1, h2, f = forward(model, theta)
-    df = (y - f) / model.noise_std**2
-    dh2 = (df @ np.swapaxes(w3, 1, 2)) * (1 - h2 * h2)
-    dh1 = (dh2 @ np.swapaxes(w2, 1, 2)) * (1 - h1 * h1)
+    dh2 = (df @ w3.swapaxes(1, 2)) * (1 - h2 * h2)
+    dh1 = (dh2 @ w2.swapaxes(1, 2)) * (1 - h1 * h1)
     pieces = [
         (x.T @ dh1, dh1.sum(axis=1)),
-        (np.swapaxes(h1, 1, 2) @ dh2, dh2.sum(axis=1)),
-        (np.swapaxes(h2, 1, 2) @ df, df.sum(axis=1)),
+        (h1.swapaxes(1, 2) @ dh2, dh2.sum(axis=1)),
+        (h2.swapaxes(1, 2) @ df, df.sum(axis=1)),
     ]
     grad = np.empty_like(theta)
     for ((p0, p1, _), (q0, q1, _)), (gw, gb) in zip(net.slices, pieces):
@@ -75,27 +73,19 @@ def log_lik_grad(model, theta):
     return grad
 
 
+def log_lik_grad(model, theta):
+    """∇_θ log p(D | θ) for θ (S, D), backpropagated by hand."""
+    h1, h2, f = forward(model, theta)
+    return _backprop(model, theta, h1, h2, (model.y - f) / model.noise_std**2)
+
+
 def log_lik_and_grad(model, theta):
     """log p(D | θ) (S,) and its gradient (S, D), backpropagated by hand from one forward pass."""
-    net, x, y = model.net, model.x, model.y
-    (_, _), (w2, _), (w3, _) = unpack(net, theta)
+    y, n2 = model.y, model.noise_std**2
     h1, h2, f = forward(model, theta)
-    n2 = model.noise_std**2
     residual = y - f
     value = -0.5 * np.sum(residual * residual, axis=(1, 2)) / n2 - y.size * (0.5 * np.log(n2) + 0.5 * LOG_2PI)
-    df = residual / n2
-    dh2 = (df @ np.swapaxes(w3, 1, 2)) * (1 - h2 * h2)
-    dh1 = (dh2 @ np.swapaxes(w2, 1, 2)) * (1 - h1 * h1)
-    pieces = [
-        (x.T @ dh1, dh1.sum(axis=1)),
-        (np.swapaxes(h1, 1, 2) @ dh2, dh2.sum(axis=1)),
-        (np.swapaxes(h2, 1, 2) @ df, df.sum(axis=1)),
-    ]
-    grad = np.empty_like(theta)
-    for ((p0, p1, _), (q0, q1, _)), (gw, gb) in zip(net.slices, pieces):
-        grad[:, p0:p1] = gw.reshape(theta.shape[0], -1)
-        grad[:, q0:q1] = gb.reshape(theta.shape[0], -1)
-    return value, grad
+    return value, _backprop(model, theta, h1, h2, residual / n2)
 
 
 class HandFusedLikelihood(ap.models.Regression):
