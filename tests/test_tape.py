@@ -42,13 +42,18 @@ def cnn_model(seed=0):
     return ap.models.Classification(net, rng.standard_normal((5, 1, 4, 4)), rng.integers(0, 3, 5))
 
 
-def plain_value_and_grad(model, theta):
-    """``log_joint_and_grad`` with the replay switched off on this instance only."""
+def on_plain_graph(call, model, *args, **kwargs):
+    """``call(*args, **kwargs)`` with ``model`` 's replay switched off on this instance only."""
     model.replay_graph = False
     try:
-        return model.log_joint_and_grad(theta)
+        return call(*args, **kwargs)
     finally:
         del model.replay_graph
+
+
+def plain_value_and_grad(model, theta):
+    """``log_joint_and_grad`` on the plain graph."""
+    return on_plain_graph(model.log_joint_and_grad, model, theta)
 
 
 # --- models -----------------------------------------------------------------------
@@ -84,11 +89,7 @@ def test_a_density_evaluation_replays_the_forward_steps_bit_for_bit(make, data):
     for _ in range(2):
         theta = data.draw(finite_arrays(batch + (model.dim,)))
         value = model.log_joint(theta)
-        model.replay_graph = False
-        try:
-            plain_value = model.log_joint(theta)
-        finally:
-            del model.replay_graph
+        plain_value = on_plain_graph(model.log_joint, model, theta)
         assert type(value) is type(plain_value)
         np.testing.assert_array_equal(value, plain_value)
     assert set(model._tapes) == {batch + (model.dim,)}
@@ -106,11 +107,7 @@ def test_mean_log_likelihood_replay_equals_the_plain_graph(make, with_prior, dat
         theta = data.draw(finite_arrays((n_draws, model.dim)))
         seed = data.draw(finite_arrays((2,) if with_prior else ()))
         value, pullback = model.mean_log_likelihood_vjp(theta, with_prior=with_prior)
-        model.replay_graph = False
-        try:
-            plain_value, plain_pullback = model.mean_log_likelihood_vjp(theta, with_prior=with_prior)
-        finally:
-            del model.replay_graph
+        plain_value, plain_pullback = on_plain_graph(model.mean_log_likelihood_vjp, model, theta, with_prior=with_prior)
         np.testing.assert_array_equal(value, plain_value)
         np.testing.assert_array_equal(pullback(seed), plain_pullback(seed))
     assert set(model._mean_log_likelihood_tapes) == {(with_prior, (n_draws, model.dim))}
@@ -169,11 +166,7 @@ def test_a_model_using_an_unrecorded_op_falls_back_to_the_plain_graph():
         model._tapes[theta.shape].vjp(theta)
     value, pullback = model.mean_log_likelihood_vjp(theta[None])
     assert not model._mean_log_likelihood_tapes[False, (1, model.dim)].complete
-    model.replay_graph = False
-    try:
-        plain_value, plain_pullback = model.mean_log_likelihood_vjp(theta[None])
-    finally:
-        del model.replay_graph
+    plain_value, plain_pullback = on_plain_graph(model.mean_log_likelihood_vjp, model, theta[None])
     assert value == plain_value
     np.testing.assert_array_equal(pullback(-1.0), plain_pullback(-1.0))
 
