@@ -258,7 +258,7 @@ class Tape:
             for slot, contribution in zip(parents[k], backwards[k](saved[k], g_k)):
                 if slot is None:
                     continue
-                if slot in grads or type(contribution) in (IndexedGrad, tuple):
+                if slot in grads or type(contribution) is IndexedGrad:
                     add_gradient(grads, owned, slot, contribution)
                 else:  # the first arrival, as add_gradient would store it, without the call
                     grads[slot] = contribution
