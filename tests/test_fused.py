@@ -248,11 +248,13 @@ def test_mlp_log_joint_gradient_matches_central_differences(case):
     assert ad.check_grad(f, theta, seed=0) < 1e-6
 
 
-def test_mlp_log_joint_names_a_y_of_the_wrong_shape_and_a_regression_with_its_own_prior_keeps_it():
+def test_mlp_log_joint_names_bad_shapes_and_a_regression_with_its_own_prior_keeps_it():
     net = ap.nn.MLP([1, 3, 2])
     theta, x = np.linspace(-1, 1, net.dim), np.ones((4, 1))
     with pytest.raises(ValueError, match=r"y must be the network's outputs' shape \(4, 2\).*got shape \(4, 1\)"):
         ad.mlp_log_joint(theta, x, np.ones((4, 1)), net.slices, "tanh", 0.1, 1.0)
+    with pytest.raises(ValueError, match=r"slices must tile θ \(length 15\) in order"):  # a θ one too long
+        ad.mlp_log_joint(np.ones(net.dim + 1), x, np.ones((4, 2)), net.slices, "tanh", 0.1, 1.0)
 
     class Wider(ap.models.Regression):  # a prior of its own: the log joint must use it, not the built-in one
         def log_prior(self, theta):

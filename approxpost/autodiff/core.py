@@ -104,7 +104,11 @@ class IndexedGrad:
         """Add every piece into ``buffer`` in place, in order (repeated fancy indices add up)."""
         for index, value in self.pieces:
             if self.basic:
-                buffer[index] += value
+                piece = buffer[index]
+                if type(piece) is np.ndarray:  # a view: += adds in place (``buffer[index] += value`` copies back)
+                    piece += value
+                else:  # one element, read out as a scalar
+                    buffer[index] += value
             else:
                 np.add.at(buffer, index, value)
 
