@@ -175,13 +175,94 @@ def test_model_fast_path_equals_the_plain_graph(name, data):
         np.testing.assert_array_equal(gradient, plain_pullback(np.ones(np.shape(plain_value))))
 
 
+class OwnPrior(ap.models.Regression):
+    """A regression whose prior is its own (here the built-in one, written again): its log joint is two terms."""
+
+    def log_prior(self, theta):
+        return ad.gaussian_log_density(theta, 0.0, self.prior_std, axis=-1)
+
+
 def test_the_plain_graph_has_the_nodes_the_fused_ops_replace():
-    """What ``ad.plain_graph()`` shows a student: 4 nodes a hidden layer, 3 or 4 a Gaussian term; fused, 1 each."""
+    """What ``ad.plain_graph()`` shows a student: 4 nodes a hidden layer, 3 or 4 a Gaussian term; fused, 1 each.
+
+    A ``Regression`` is one node; a subclass with its own prior gets the terms' nodes, one a layer.
+    """
     model = models()["mlp"]  # two hidden layers and an output layer
     theta = model.init(np.random.default_rng(0), 1)[0]
     fused = [step[0].__name__ for step in ad.Tape(model.log_joint, theta).steps]
+    own = OwnPrior(model.net, model.x, model.y, noise_std=model.noise_std)
+    terms = [step[0].__name__ for step in ad.Tape(own.log_joint, theta).steps]
     with ad.plain_graph():
         plain = [step[0].__name__ for step in ad.Tape(model.log_joint, theta).steps]
-    assert fused == ["_gaussian_log_density", "_dense", "_dense", "_dense", "_gaussian_log_density", "add"]
+    assert fused == ["_mlp_log_joint"]
+    assert terms == ["_gaussian_log_density", "_dense", "_dense", "_dense", "_gaussian_log_density", "add"]
     assert plain.count("view") == 6 and plain.count("affine") == 3 and plain.count("tanh") == 2
     assert plain.count("sum_squares") == 2 and len(plain) == 19  # + mul, sub (prior); sub, mul, sub (likelihood)
+
+
+@st.composite
+def mlp_log_joint_cases(draw):
+    """An MLP, θ's batch axes, θ, inputs, targets, the activation and the two standard deviations."""
+    sizes = draw(mlp_layer_sizes(max_width=4, max_layers=3))
+    lead, net = draw(st.sampled_from(LEADS)), ap.nn.MLP(sizes)
+    n = draw(st.integers(1, 4))
+    x, y = draw(finite_arrays((n, sizes[0]))), draw(finite_arrays((n, sizes[-1])))
+    stds = draw(st.floats(0.1, 3.0)), draw(st.floats(0.1, 3.0))
+    return net, draw(finite_arrays(lead + (net.dim,))), x, y, draw(st.sampled_from([None, "tanh", "relu"])), stds
+
+
+@settings(max_examples=80)
+@given(case=mlp_log_joint_cases())
+def test_mlp_log_joint_is_the_terms_nodes_bit_for_bit(case):
+    """One node, the same bits as its plain graph and as the prior, layer and likelihood nodes it chains; scipy's value."""
+    net, theta, x, y, activation, (noise_std, prior_std) = case
+
+    def fused(t):
+        return ad.mlp_log_joint(t, x, y, net.slices, activation, noise_std, prior_std)
+
+    def terms(t):
+        log_prior = ad.gaussian_log_density(t, 0.0, prior_std, axis=-1)
+        return ad.add(log_prior, ad.gaussian_log_density(y, layers(net, t, x, activation), noise_std, axis=(-2, -1)))
+
+    one_node, plain = both_paths(fused, theta)
+    assert_same_bits(one_node, plain)
+    assert_same_bits(one_node, both_paths(terms, theta)[0])
+    assert [step[0].__name__ for step in ad.Tape(fused, theta).steps] == ["_mlp_log_joint"]
+    outputs = np.asarray(layers(net, theta, x, activation))
+    expected = scipy.stats.norm.logpdf(theta, 0.0, prior_std).sum(-1)
+    expected = expected + scipy.stats.norm.logpdf(y, outputs, noise_std).sum((-2, -1))
+    np.testing.assert_allclose(one_node[0], expected, rtol=1e-12, atol=1e-9)
+
+
+@settings(max_examples=30)
+@given(case=mlp_log_joint_cases())
+def test_mlp_log_joint_gradient_matches_central_differences(case):
+    net, theta, x, y, _, (noise_std, prior_std) = case
+    # away from θ = 0, where every term is even and a zero gradient leaves central differences their O(h²) error
+    theta = theta + np.where(theta < 0, -0.5, 0.5)
+    weights = np.random.default_rng(0).standard_normal(theta.shape[:-1])
+
+    def f(t):
+        return ad.sum(ad.mlp_log_joint(t, x, y, net.slices, "tanh", noise_std, prior_std) * weights)
+
+    assert ad.check_grad(f, theta, seed=0) < 1e-6
+
+
+def test_mlp_log_joint_names_bad_shapes_and_a_regression_with_its_own_prior_keeps_it():
+    net = ap.nn.MLP([1, 3, 2])
+    theta, x = np.linspace(-1, 1, net.dim), np.ones((4, 1))
+    with pytest.raises(ValueError, match=r"y must be the network's outputs' shape \(4, 2\).*got shape \(4, 1\)"):
+        ad.mlp_log_joint(theta, x, np.ones((4, 1)), net.slices, "tanh", 0.1, 1.0)
+    with pytest.raises(ValueError, match=r"slices must tile θ \(length 15\) in order"):  # a θ one too long
+        ad.mlp_log_joint(np.ones(net.dim + 1), x, np.ones((4, 2)), net.slices, "tanh", 0.1, 1.0)
+
+    class Wider(ap.models.Regression):  # a prior of its own: the log joint must use it, not the built-in one
+        def log_prior(self, theta):
+            return ad.gaussian_log_density(theta, 0.0, 10.0, axis=-1)
+
+    y = np.zeros((4, 2))
+    wide, built_in = Wider(net, x, y), ap.models.Regression(net, x, y, prior_std=10.0)
+    for shape in [(net.dim,), (3, net.dim)]:
+        point = np.random.default_rng(1).standard_normal(shape)
+        for got, expected in zip(wide.log_joint_and_grad(point), built_in.log_joint_and_grad(point)):
+            np.testing.assert_array_equal(got, expected)

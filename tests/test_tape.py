@@ -241,21 +241,20 @@ def test_unbroadcaster_is_unbroadcast_bit_for_bit(data):
 
 
 def test_a_replayed_network_makes_no_var_and_keeps_no_preactivation():
-    """Every step of a BNN's log joint is split: the replay runs on arrays, and a layer keeps x, W and its output only."""
+    """A BNN's log joint is one split step: the replay runs on arrays, and a layer keeps x, W and its output only."""
     for activation in ("tanh", "relu"):
         model = ap.models.Regression(ap.nn.MLP([1, 6, 5, 1], activation), np.ones((4, 1)), np.zeros(4))
         theta = np.linspace(-1, 1, 3 * model.dim).reshape(3, model.dim)
         model.log_joint_and_grad(theta)
         tape = model._tapes[theta.shape]
         values, saved = tape.forward(theta)
-        names = [step[0].__name__ for step in tape.steps]
-        assert names == ["_gaussian_log_density", "_dense", "_dense", "_dense", "_gaussian_log_density", "add"]
-        kept = [v for entry in saved[1:] for v in (entry if isinstance(entry, tuple) else (entry,))]
-        assert not any(isinstance(v, ad.Var) for v in values + kept)
-        for k in (2, 3, 4):  # the layers: (x, W, act(z)), and act(z) is the step's own output, not a copy
-            x, weight, out = saved[k]
-            assert out is values[k] and x is (model.x if k == 2 else values[k - 1])
+        assert [step[0].__name__ for step in tape.steps] == ["_mlp_log_joint"]
+        r_prior, layers, r = saved[1]  # the prior's and the likelihood's residuals, and each layer's
+        assert r_prior is theta and not any(isinstance(v, ad.Var) for v in values + [r, *sum(layers, ())])
+        for k, (x, weight, out) in enumerate(layers):  # act(z) is the next layer's input, not a copy
+            assert x is (model.x if k == 0 else layers[k - 1][2])
             assert weight.base is not None and np.shares_memory(weight, theta)
+            assert out.shape == (3, 4, model.net.layer_sizes[k + 1])
 
 
 def test_a_split_step_on_a_var_made_before_the_input_replays_it_as_a_constant():

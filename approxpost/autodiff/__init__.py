@@ -10,7 +10,7 @@ Write a function with the ops here (or with the operators ``+ - * / @ **`` on
 from .check import check_grad, directional_derivative
 from .conv import avg_pool2d, conv2d, max_pool2d
 from .core import IndexedGrad, Var, grad, unbroadcast, unbroadcaster, value_and_grad, vjp
-from .fused import dense, gaussian_log_density, plain_graph
+from .fused import dense, gaussian_log_density, mlp_log_joint, plain_graph
 from .memory import ensure_malloc_tuned, tune_malloc
 from .ops import *  # noqa: F401,F403
 from .ops import __all__ as _ops_all
@@ -36,5 +36,6 @@ __all__ = [
     "avg_pool2d",
     "dense",
     "gaussian_log_density",
+    "mlp_log_joint",
     "plain_graph",
 ] + list(_ops_all)

@@ -86,25 +86,31 @@ class Var:
 
 
 class IndexedGrad:
-    """The gradient of ``x[index]``: ``value`` belongs at ``index`` of an array shaped ``shape``.
+    """The gradient of pieces of an array: each ``(index, value)`` of ``pieces`` belongs at ``index`` of an array shaped ``shape``.
 
-    Returned by the VJP of indexing so that the backward pass can add a slice's
-    gradient into one buffer for ``x`` instead of materialising a mostly-zero
-    array for every slice (unpacking θ into layer weights takes one slice per
-    weight matrix).
+    Returned by the VJP of indexing (one piece) so that the backward pass can
+    add a slice's gradient into one buffer for ``x`` instead of materialising
+    a mostly-zero array for every slice (unpacking θ into layer weights takes
+    one slice per weight matrix); a fused layer returns one with its W and b
+    slices of θ. ``basic``: every index is basic (a view), so ``+=`` adds.
     """
 
-    __slots__ = ("index", "value", "shape", "basic")
+    __slots__ = ("pieces", "shape", "basic")
 
-    def __init__(self, index, value: np.ndarray, shape: tuple, basic: bool):
-        self.index, self.value, self.shape, self.basic = index, value, shape, basic
+    def __init__(self, pieces: tuple, shape: tuple, basic: bool = True):
+        self.pieces, self.shape, self.basic = pieces, shape, basic
 
     def add_into(self, buffer: np.ndarray) -> None:
-        """Add this gradient into ``buffer`` in place (repeated fancy indices add up)."""
-        if self.basic:
-            buffer[self.index] += self.value
-        else:
-            np.add.at(buffer, self.index, self.value)
+        """Add every piece into ``buffer`` in place, in order (repeated fancy indices add up)."""
+        for index, value in self.pieces:
+            if self.basic:
+                piece = buffer[index]
+                if type(piece) is np.ndarray:  # a view: += adds in place (``buffer[index] += value`` copies back)
+                    piece += value
+                else:  # one element, read out as a scalar
+                    buffer[index] += value
+            else:
+                np.add.at(buffer, index, value)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -148,30 +154,27 @@ def unbroadcaster(shape: tuple, to: tuple) -> Callable:
     lead, kept = tuple(range(n_extra)), shape[n_extra:]
     ones = tuple(i for i, n in enumerate(to) if n == 1 and kept[i] != 1)
 
-    def summed(g):
-        g = g.sum(axis=lead) if lead else g
-        return (g.sum(axis=ones, keepdims=True) if ones else g).reshape(to)
+    def summed(g):  # np.add.reduce is the sum ndarray.sum computes, without its Python wrapper
+        g = np.add.reduce(g, axis=lead) if lead else g
+        return (np.add.reduce(g, axis=ones, keepdims=True) if ones else g).reshape(to)
 
     return summed
 
 
 def add_gradient(grads: dict, owned: set, key, contribution) -> None:
-    """Add one VJP's ``contribution`` (an array, an ``IndexedGrad`` or a tuple of them) into ``grads[key]``.
+    """Add one VJP's ``contribution`` (an array or an ``IndexedGrad``) into ``grads[key]``.
 
     A gradient buffer this pass allocated (``owned``) is added into in place;
     any other array may be a read-only view or another node's value, so the
-    first sum into it makes a new array. A tuple holds ``IndexedGrad`` pieces
-    of one operand (a fused layer's W and b slices of θ).
+    first sum into it makes a new array.
     """
-    held, kind = grads.get(key), type(contribution)
-    if kind is IndexedGrad or kind is tuple:
-        pieces = contribution if kind is tuple else (contribution,)
+    held = grads.get(key)
+    if type(contribution) is IndexedGrad:
         if held is None or key not in owned:
-            held = np.zeros(pieces[0].shape) if held is None else np.array(held, dtype=np.float64)
+            held = np.zeros(contribution.shape) if held is None else np.array(held, dtype=np.float64)
             grads[key] = held
             owned.add(key)
-        for piece in pieces:
-            piece.add_into(held)
+        contribution.add_into(held)
     elif held is None:
         grads[key] = contribution
     elif key in owned:

@@ -455,7 +455,7 @@ def getitem(x, index):
     if isinstance(index, Var):
         raise TypeError("an index must be a constant, not a Var")
     shape, basic = np.shape(xv), _is_basic_index(index)
-    return _node1(xv[index], x, lambda g: IndexedGrad(index, g, shape, basic))
+    return _node1(xv[index], x, lambda g: IndexedGrad(((index, g),), shape, basic))
 
 
 def view(x, index, shape):
@@ -470,7 +470,7 @@ def view(x, index, shape):
         raise TypeError("an index must be a constant, not a Var")
     piece = xv[index]
     piece_shape, full_shape, basic = piece.shape, xv.shape, _is_basic_index(index)
-    return _node1(piece.reshape(shape), x, lambda g: IndexedGrad(index, g.reshape(piece_shape), full_shape, basic))
+    return _node1(piece.reshape(shape), x, lambda g: IndexedGrad(((index, g.reshape(piece_shape)),), full_shape, basic))
 
 
 def concatenate(arrays, axis=0):

@@ -11,8 +11,8 @@ and walks the recorded list backwards, numbered slots in place of the heap.
 Values and gradients are those of the plain engine, bit for bit: the same
 NumPy calls run in the same order.
 
-A :func:`split_primitive` (the fused layer and the Gaussian log density, one
-step each of a network's log joint) replays without any ``Var`` at all: it
+A :func:`split_primitive` (the fused layer, the Gaussian log density, and a
+regression's whole log joint: :mod:`~approxpost.autodiff.fused`) replays without any ``Var`` at all: it
 is written as a forward pass on arrays that returns what its backward pass
 needs, and both are specialised to the recorded shapes once, when the tape
 is made. Any other primitive replays on ``Var`` s around the slots' arrays.
@@ -258,7 +258,7 @@ class Tape:
             for slot, contribution in zip(parents[k], backwards[k](saved[k], g_k)):
                 if slot is None:
                     continue
-                if slot in grads or type(contribution) in (IndexedGrad, tuple):
+                if slot in grads or type(contribution) is IndexedGrad:
                     add_gradient(grads, owned, slot, contribution)
                 else:  # the first arrival, as add_gradient would store it, without the call
                     grads[slot] = contribution

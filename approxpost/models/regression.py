@@ -7,6 +7,7 @@ import numpy as np
 from .. import _validate as check
 from .. import autodiff as ad
 from ..distributions import LOG_2PI, MultivariateNormal, Normal
+from ..nn import MLP
 from .base import Model, _positive, as_2d_data
 
 __all__ = ["Regression", "LinearRegression"]
@@ -50,6 +51,29 @@ class Regression(Model):
         self.prior_std = check.positive("prior_std", prior_std)
         self.dim = int(net.dim)
         self.n_data = self.x.shape[0]
+
+    def log_joint(self, theta, idx=None):
+        """log p(θ) + log p(D | θ): (D,) -> float, (S, D) -> (S,).
+
+        On all the data, with an ``nn.MLP`` and this class's prior and
+        likelihood, the graph is the one node of ``ad.mlp_log_joint`` (the
+        same NumPy calls as the two terms' nodes, so the same bits): the
+        graph a tape replays, and the plain graph ``ad.vjp`` builds, in one step.
+        """
+        if idx is None and isinstance(theta, ad.Var) and self._one_node:
+            net = self.net
+            return ad.mlp_log_joint(theta, self.x, self.y, net.slices, net.activation, self.noise_std, self.prior_std)
+        return super().log_joint(theta, idx)
+
+    @property
+    def _one_node(self) -> bool:
+        """Whether the log joint is ``ad.mlp_log_joint``'s: an MLP network, and neither term overridden."""
+        kind = type(self)
+        return (
+            type(self.net) is MLP
+            and kind.log_prior is Regression.log_prior
+            and kind.log_likelihood is Regression.log_likelihood
+        )
 
     def log_prior(self, theta):
         """Σ_i log N(θ_i | 0, s²)."""
