@@ -39,7 +39,9 @@ runs (the machine is shared) on ``--clock``: ``cpu`` (default) is the
 process's CPU time, which leaves out the time it waited for a core while
 other jobs ran (run with ``OPENBLAS_NUM_THREADS=1`` so it is one thread's);
 ``wall`` is elapsed time. ``--overhead`` adds the microseconds the sampler
-itself costs, timed on a near-free gradient. Run: ``python bench/samplers.py``
+itself costs, timed on a near-free gradient; ``--instructions`` counts them
+instead (valgrind's callgrind, deterministic where times are noisy; ~12
+minutes, nothing else is run). Run: ``python bench/samplers.py``
 (a few minutes; ``--iterations`` to change the length, ``--models gap`` or
 ``deep`` for one model, ``--chains 1`` for one chain).
 """
@@ -47,7 +49,11 @@ itself costs, timed on a near-free gradient. Run: ``python bench/samplers.py``
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -248,6 +254,42 @@ def overhead(clock, repeats: int, n_iterations: int = 2000) -> None:
         )
 
 
+def one_run(mode: str, n_leapfrog: int, n_iterations: int) -> None:
+    """One run of ``hand``, ``step`` or ``fit`` on the near-free gradient, one chain (what ``instructions`` counts)."""
+    model = StandardGaussian()
+    start = np.random.default_rng(0).standard_normal((1, model.dim))
+    runs = {
+        "hand": lambda n: hand_hmc(model.log_joint_and_grad, start, 0.1, n_leapfrog, n, seed=2),
+        "step": lambda n: library_steps(model, start, 0.1, n_leapfrog, n, seed=2),
+        "fit": lambda n: library_fit(model, start, 0.1, n_leapfrog, n, seed=2),
+    }
+    runs[mode](5)  # first calls (lazy imports, caches) before the run whose length varies
+    runs[mode](n_iterations)
+
+
+def instructions(sizes=(50, 250)) -> None:
+    """Instructions an iteration of ``one_run`` (callgrind totals at two lengths, differenced: start-up cancels)."""
+    env = dict(os.environ, PYTHONHASHSEED="0", OPENBLAS_NUM_THREADS="1")  # the same hashes, one thread: the same count
+    per_iteration = {}
+    for n_leapfrog in (1, 20):
+        for mode in ("hand", "step", "fit"):
+            totals = []
+            for n in sizes:
+                command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
+                command += [__file__, "--one-run", mode, str(n_leapfrog), str(n)]
+                log = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stderr
+                totals.append(int(re.search(r"Collected : (\d+)", log).group(1)))
+            per_iteration[mode, n_leapfrog] = (totals[1] - totals[0]) / (sizes[1] - sizes[0])
+    print(f"instructions an iteration (callgrind), N(0, I) in D = 151, one chain, {sizes[1]} - {sizes[0]} iterations")
+    print(f"{'run':<6} {'L = 1':>9} {'L = 20':>10} {'- hand, L = 1':>14} {'- hand, L = 20':>15}")
+    for mode in ("hand", "step", "fit"):
+        one, twenty = per_iteration[mode, 1], per_iteration[mode, 20]
+        print(
+            f"{mode:<6} {one:>9.0f} {twenty:>10.0f} {one - per_iteration['hand', 1]:>14.0f} "
+            f"{twenty - per_iteration['hand', 20]:>15.0f}"
+        )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=300, help="HMC iterations per timed run")
@@ -259,7 +301,15 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--chains", type=int, nargs="+", default=[1, 8], help="numbers of chains (default: 1 8)")
     parser.add_argument("--overhead", action="store_true", help="also time the sampler alone on a near-free gradient")
+    parser.add_argument("--instructions", action="store_true", help="count the sampler's instructions (valgrind)")
+    parser.add_argument("--one-run", nargs=3, metavar=("MODE", "L", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_run:
+        one_run(args.one_run[0], int(args.one_run[1]), int(args.one_run[2]))
+        return
+    if args.instructions:
+        instructions()
+        return
     n_leapfrog, n_iter, clock = args.n_leapfrog, args.iterations, CLOCKS[args.clock]
     rows = []
     models = make_models()

@@ -293,8 +293,10 @@ class Method(abc.ABC):
         start = time.perf_counter()
         state = self.init(counted, position, rng)
         adaptation = self.start_warmup(counted, state)
-        infos, warmup_flags, kept = [], [], []
+        infos, kept = [], []
         n_warmup, n_total = self.n_warmup_steps, self.n_warmup_steps + self.n_main_steps
+        # the default uncounted_evals is the fixed uncounted_evals_per_step: asked once, added for every step at the end
+        varies = type(self).uncounted_evals is not Method.uncounted_evals
         bar = tqdm(total=n_total, desc=type(self).__name__, disable=not progress, leave=False, mininterval=0.5)
         try:
             for iteration in range(n_total):
@@ -302,27 +304,29 @@ class Method(abc.ABC):
                     state = self.end_warmup(counted, state, adaptation)
                 previous = state
                 state, info = self.step(counted, state, rng)
-                uncounted = self.uncounted_evals(model, previous, state, info)
-                if uncounted != (0, 0):  # most methods have none: skip the add's int conversions
-                    counter.add(*uncounted)
+                if varies:
+                    counter.add(*self.uncounted_evals(model, previous, state, info))
                 if iteration < n_warmup:
                     state, adaptation = self.adapt(counted, state, info, adaptation, iteration)
                 else:
                     kept.append(self.keep(counted, state, info))
                 infos.append(info)
-                warmup_flags.append(iteration < n_warmup)
-                bar.update(1)
+                if progress:  # a disabled bar's update is a call for nothing
+                    bar.update(1)
                 if callback is not None and callback(iteration, state, info) is True:
                     break
         finally:
             bar.close()
+        if not varies:
+            grad_evals, density_evals = self.uncounted_evals_per_step(model)
+            counter.add(len(infos) * grad_evals, len(infos) * density_evals)
         # the clock and the counter stop here: diagnostics computed while building the posterior (a final
         # ELBO) or when first read (a SamplePosterior's ESS and R-hat) are not part of the method's cost
         seconds = time.perf_counter() - start
         cost = Cost(counter.grad_evals, counter.density_evals, seconds)
         history = stack_infos(infos)
         if history:
-            history["warmup"] = np.asarray(warmup_flags, dtype=bool)
+            history["warmup"] = np.arange(len(infos)) < n_warmup  # the iterations run, warm-up first
         posterior = self.build_posterior(model, state, kept, history)
         posterior.model = model
         posterior.history = history

@@ -8,7 +8,10 @@
 
 Everything works on a leading batch axis (chains), so one call moves every
 chain at once; nothing here raises on NaN or inf: a chain whose trajectory
-blows up gets a non-finite energy, and :func:`accept` rejects it.
+blows up gets a non-finite energy, and :func:`accept` rejects it. Each piece
+runs under its own ``np.errstate`` (NumPy's decorator), so it never warns;
+the bare function is its ``__wrapped__``, for a caller such as ``HMC.step``
+that runs them all under one errstate (entering one costs ~1 µs).
 
 References
 ----------
@@ -34,6 +37,7 @@ def _is_unit(inv_mass) -> bool:
     return np.ndim(inv_mass) == 0 and inv_mass == 1.0
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def kinetic_energy(momentum: np.ndarray, inv_mass: np.ndarray | float = 1.0) -> np.ndarray:
     """Kinetic energy of each chain's momentum.
 
@@ -54,12 +58,12 @@ def kinetic_energy(momentum: np.ndarray, inv_mass: np.ndarray | float = 1.0) -> 
     K(p) = ½ Σ_i p_i² / m_i, the negative log density (up to a constant) of
     the momentum distribution N(0, M).
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        squared = momentum * momentum
-        # the identity mass (a scalar 1.0) skips its product: p²·1 is p² exactly, so the energy is the same bits
-        return 0.5 * (squared if _is_unit(inv_mass) else squared * inv_mass).sum(axis=-1)
+    squared = momentum * momentum
+    # the identity mass (a scalar 1.0) skips its product: p²·1 is p² exactly, so the energy is the same bits
+    return 0.5 * (squared if _is_unit(inv_mass) else squared * inv_mass).sum(axis=-1)
 
 
+@np.errstate(all="ignore")
 def leapfrog(
     log_joint_and_grad: Callable,
     position: np.ndarray,
@@ -117,16 +121,16 @@ def leapfrog(
     half_eps = 0.5 * eps
     unit_mass = _is_unit(inv_mass)
     log_joint = None
-    with np.errstate(all="ignore"):
-        momentum = momentum + half_eps * grad
-        for i in range(n_steps):
-            # with the identity mass M⁻¹p is p itself: one array pass fewer a step, the same bits
-            position = position + eps * (momentum if unit_mass else inv_mass * momentum)
-            log_joint, grad = log_joint_and_grad(position)
-            momentum = momentum + (eps if i < n_steps - 1 else half_eps) * grad
+    momentum = momentum + half_eps * grad
+    for i in range(n_steps):
+        # with the identity mass M⁻¹p is p itself: one array pass fewer a step, the same bits
+        position = position + eps * (momentum if unit_mass else inv_mass * momentum)
+        log_joint, grad = log_joint_and_grad(position)
+        momentum = momentum + (eps if i < n_steps - 1 else half_eps) * grad
     return position, momentum, np.asarray(log_joint, dtype=np.float64), grad
 
 
+@np.errstate(divide="ignore", over="ignore")
 def accept(rng: np.random.Generator, log_ratio: np.ndarray) -> tuple:
     """Metropolis accept/reject for a batch of proposals.
 
@@ -152,7 +156,6 @@ def accept(rng: np.random.Generator, log_ratio: np.ndarray) -> tuple:
     """
     # fmax returns its other argument where one is NaN, and x itself for any other x: NaN -> −inf in one pass
     log_ratio = np.fmax(np.asarray(log_ratio, dtype=np.float64), -np.inf)
-    with np.errstate(divide="ignore", over="ignore"):
-        accept_prob = np.exp(np.minimum(log_ratio, 0.0))
-        accepted = np.log(rng.random(log_ratio.shape)) < log_ratio
+    accept_prob = np.exp(np.minimum(log_ratio, 0.0))
+    accepted = np.log(rng.random(log_ratio.shape)) < log_ratio
     return accepted, accept_prob

@@ -292,3 +292,47 @@ def test_fit_is_bit_for_bit_the_plainly_written_sampler(problem, settings):
     # the cases reach the paths they are there for: an adapted M⁻¹, divergences
     assert np.any(state.inv_mass != 1.0) == settings.get("adapt_mass_matrix", False)
     assert post.history["diverging"].any() or problem != "funnel"
+
+
+class FiniteAtInfinity:
+    """log p = −Σ tanh²θ, finite everywhere, even at θ = ±inf, with a gradient that is NaN on 2 < |θ| < 1e10.
+
+    The two ways a trajectory can fail while its log joint stays finite: a NaN gradient, and a
+    position that overflowed to inf. It keeps the last point it was evaluated at.
+    """
+
+    dim = 3
+
+    def log_joint_and_grad(self, theta):
+        t = np.tanh(theta)
+        broken = (np.abs(theta) > 2) & (np.abs(theta) < 1e10)
+        self.last = theta, np.where(broken, np.nan, -2 * t * (1 - t * t))
+        return -np.sum(t * t, axis=-1), self.last[1]
+
+
+def test_divergences_are_caught_by_the_energy_error_and_the_position_alone():
+    """The step checks ΔH and the position, not the gradient (a non-finite gradient makes the last half
+    kick's momentum, so ΔH, non-finite): the same bits as the plain step, which checks all three."""
+    model, rng = FiniteAtInfinity(), np.random.default_rng(0)
+    method = HMC(n_leapfrog=20, n_chains=64, step_size_jitter=0.5)
+    # half the chains start at the mode, where the gradient is 0: a huge ε sends them to inf with p finite
+    position = rng.uniform(-1.0, 1.0, (method.n_chains, model.dim)) * (np.arange(method.n_chains) % 2)[:, None]
+    state = HMCState(position, *model.log_joint_and_grad(position), 1.0, np.ones(model.dim))
+    seen = {"NaN gradient": 0, "infinite position with a finite ΔH": 0}
+    for seed, step_size in enumerate(np.geomspace(1e307, 0.1, 40)):
+        state = state._replace(step_size=float(step_size))
+        want = plain_hmc_step(method, model, state, np.random.default_rng(seed))
+        with np.errstate(all="raise"):  # nothing warns either
+            got = method.step(model, state, np.random.default_rng(seed))
+        end_position, end_grad = model.last
+        for got_part, want_part in zip(got, want):
+            for name, got_value, want_value in zip(got_part._fields, got_part, want_part):
+                np.testing.assert_array_equal(got_value, want_value, err_msg=name)
+        seen["NaN gradient"] += np.count_nonzero(np.isnan(end_grad).any(axis=1))
+        finite_error = got[1].energy_error < np.finfo(np.float64).max
+        seen["infinite position with a finite ΔH"] += np.count_nonzero(
+            np.isinf(end_position).any(axis=1) & finite_error
+        )
+        assert np.all(got[1].diverging[np.isnan(end_grad).any(axis=1) | np.isinf(end_position).any(axis=1)])
+        state = got[0]
+    assert all(count > 0 for count in seen.values()), seen
