@@ -255,6 +255,8 @@ def test_mlp_log_joint_names_bad_shapes_and_a_regression_with_its_own_prior_keep
         ad.mlp_log_joint(theta, x, np.ones((4, 1)), net.slices, "tanh", 0.1, 1.0)
     with pytest.raises(ValueError, match=r"slices must tile θ \(length 15\) in order"):  # a θ one too long
         ad.mlp_log_joint(np.ones(net.dim + 1), x, np.ones((4, 2)), net.slices, "tanh", 0.1, 1.0)
+    with pytest.raises(TypeError, match="x and y must be arrays, not Vars"):
+        ad.mlp_log_joint(theta, ad.Var(x), np.ones((4, 2)), net.slices, "tanh", 0.1, 1.0)
 
     class Wider(ap.models.Regression):  # a prior of its own: the log joint must use it, not the built-in one
         def log_prior(self, theta):

@@ -226,6 +226,8 @@ def mlp_log_joint(theta, x, y, slices, activation: str, noise_std: float, prior_
     θ's gradient is summed: the slices tile θ, so the layers' pieces are put side by side where the
     tape adds each into a buffer of zeros; adding 0 then the prior's term gives the same bits.
     """
+    if type(x) is Var or type(y) is Var:  # they are the data: a gradient with respect to them would be dropped
+        raise TypeError("mlp_log_joint differentiates θ only: x and y must be arrays, not Vars")
     tv = _value(theta)
     prior = _gaussian_settings(np.shape(tv), (), True, prior_std, -1)
     layers, h_shape, last = [], np.shape(x), len(slices) - 1
