@@ -58,10 +58,13 @@ def plain_value_and_grad(model, theta):
 
 # --- models -----------------------------------------------------------------------
 
-
-@pytest.mark.parametrize(
+# the models whose log joint replays: a linear one, an MLP regression (one split step), an MLP and a CNN classifier
+every_model = pytest.mark.parametrize(
     "make", [linear_model, mlp_model, classifier_model, cnn_model], ids=["linear", "mlp", "classifier", "cnn"]
 )
+
+
+@every_model
 @settings(max_examples=25, deadline=None)
 @given(data=st.data())
 def test_model_replay_equals_the_plain_graph(make, data):
@@ -77,9 +80,7 @@ def test_model_replay_equals_the_plain_graph(make, data):
     assert set(model._tapes) == {batch + (model.dim,)} and model._tapes[batch + (model.dim,)].complete
 
 
-@pytest.mark.parametrize(
-    "make", [linear_model, mlp_model, classifier_model, cnn_model], ids=["linear", "mlp", "classifier", "cnn"]
-)
+@every_model
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_a_density_evaluation_replays_the_forward_steps_bit_for_bit(make, data):
